@@ -1,0 +1,34 @@
+"""ofa_plus: generalist multi-modal encoder-decoder models (OFA+) native in the Hugging Face ecosystem.
+
+Importing the package registers the config, model, tokenizer, image processor and processor with
+the transformers Auto classes, so saved checkpoints load with `AutoModelForSeq2SeqLM` /
+`AutoProcessor` after `import ofa_plus`.
+"""
+
+from transformers import (AutoConfig, AutoImageProcessor, AutoModel, AutoModelForSeq2SeqLM, AutoProcessor,
+                          AutoTokenizer)
+
+from .configuration_ofa_plus import PRESETS, OFAPlusConfig
+from .generation import DecodingConstraints
+from .instruction import Instruction, InstructionError, parse_instruction
+from .modalities import MODALITIES, get_modality, register_modality
+from .modalities.image import OFAPlusImageProcessor
+from .modeling_ofa_plus import OFAPlusForConditionalGeneration, OFAPlusModel, OFAPlusPreTrainedModel
+from .plan import TaskPlan, compile_plan
+from .processing_ofa_plus import OFAPlusBatch, OFAPlusProcessor
+from .tokenization_ofa_plus import OFAPlusTokenizer, train_tokenizer
+
+AutoConfig.register(OFAPlusConfig.model_type, OFAPlusConfig, exist_ok=True)
+AutoModel.register(OFAPlusConfig, OFAPlusModel, exist_ok=True)
+AutoModelForSeq2SeqLM.register(OFAPlusConfig, OFAPlusForConditionalGeneration, exist_ok=True)
+AutoTokenizer.register(OFAPlusConfig, slow_tokenizer_class=OFAPlusTokenizer, exist_ok=True)
+AutoImageProcessor.register(OFAPlusConfig, image_processor_classes={"pil": OFAPlusImageProcessor}, exist_ok=True)
+AutoProcessor.register(OFAPlusConfig, OFAPlusProcessor, exist_ok=True)
+
+__version__ = "0.1.0"
+__all__ = [
+    "DecodingConstraints", "Instruction", "InstructionError", "MODALITIES", "OFAPlusBatch", "OFAPlusConfig",
+    "OFAPlusForConditionalGeneration", "OFAPlusImageProcessor", "OFAPlusModel", "OFAPlusPreTrainedModel",
+    "OFAPlusProcessor", "OFAPlusTokenizer", "PRESETS", "TaskPlan", "compile_plan", "get_modality",
+    "parse_instruction", "register_modality", "train_tokenizer",
+]

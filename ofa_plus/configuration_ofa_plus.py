@@ -1,0 +1,162 @@
+"""OFA+ configuration: one shared encoder-decoder in OFA's style, plus per-modality adaptor settings."""
+
+from __future__ import annotations
+
+import copy
+
+from transformers import PreTrainedConfig
+
+from . import vocabulary as V
+
+# vocab_size of base/large leaves room for a 50k-piece text vocabulary, like OFA's GPT-2 BPE
+# (OFA's own table: 50,265 BPE + 1,000 bins + 8,192 codes = 59,457 rows).
+_OFA_SIZED_VOCAB = V.TEXT_OFFSET + 50_048
+
+PRESETS: dict[str, dict] = {
+    # CPU tests and the default run: OFA's own "tiny" transformer (256 d, 4+4 layers, 4 heads)
+    # with a ResNet-18 stem and small images.
+    "tiny": dict(
+        d_model=256, encoder_layers=4, decoder_layers=4, encoder_attention_heads=4, decoder_attention_heads=4,
+        encoder_ffn_dim=1024, decoder_ffn_dim=1024, image_backbone="resnet18", image_size=128,
+        vocab_size=V.TEXT_OFFSET + 8_000,
+    ),
+    # OFA-base: 768 d, 6+6 layers, 12 heads, ResNet-101 up to stage 3, 480 px -> 30x30 patches.
+    "base": dict(
+        d_model=768, encoder_layers=6, decoder_layers=6, encoder_attention_heads=12, decoder_attention_heads=12,
+        encoder_ffn_dim=3072, decoder_ffn_dim=3072, image_backbone="resnet101", image_size=480,
+        vocab_size=_OFA_SIZED_VOCAB,
+    ),
+    # OFA-large: 1024 d, 12+12 layers, 16 heads, ResNet-152 up to stage 3.
+    "large": dict(
+        d_model=1024, encoder_layers=12, decoder_layers=12, encoder_attention_heads=16, decoder_attention_heads=16,
+        encoder_ffn_dim=4096, decoder_ffn_dim=4096, image_backbone="resnet152", image_size=480,
+        vocab_size=_OFA_SIZED_VOCAB,
+    ),
+}
+
+IMAGE_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+
+
+class OFAPlusConfig(PreTrainedConfig):
+    r"""Configuration of [`OFAPlusModel`] / [`OFAPlusForConditionalGeneration`].
+
+    The transformer follows OFA: pre-LayerNorm layers with NormFormer's extra LayerNorms and head
+    scales, positions given only as attention biases (absolute positions projected to a Q.K bias,
+    plus per-modality relative biases: 1-D log buckets for text, 2-D for image patches), and
+    input/output embeddings tied over the unified vocabulary of `ofa_plus.vocabulary`.
+
+    Use `OFAPlusConfig.from_preset("tiny" | "base" | "large", **overrides)`.
+    """
+
+    model_type = "ofa_plus"
+    keys_to_ignore_at_inference = ["cache"]
+    attribute_map = {
+        "hidden_size": "d_model",
+        "num_attention_heads": "encoder_attention_heads",
+        "num_hidden_layers": "encoder_layers",
+    }
+
+    def __init__(
+        self,
+        vocab_size: int = V.TEXT_OFFSET + 8_000,
+        d_model: int = 256,
+        encoder_layers: int = 4,
+        decoder_layers: int = 4,
+        encoder_attention_heads: int = 4,
+        decoder_attention_heads: int = 4,
+        encoder_ffn_dim: int = 1024,
+        decoder_ffn_dim: int = 1024,
+        activation_function: str = "gelu",
+        dropout: float = 0.1,
+        attention_dropout: float = 0.0,
+        activation_dropout: float = 0.0,
+        drop_path_rate: float = 0.0,
+        max_positions: int = 1024,
+        token_bucket_size: int = 256,
+        image_bucket_size: int = 42,
+        attn_scale_factor: float = 2.0,
+        normformer: bool = True,
+        image_backbone: str = "resnet18",
+        image_backbone_stages: int = 3,
+        image_size: int = 128,
+        num_bins: int = V.NUM_BINS,
+        label_smoothing: float = 0.1,
+        init_std: float = 0.02,
+        image_token_id: int = V.IMAGE_ID,
+        bin_token_offset: int = V.BIN_OFFSET,
+        pad_token_id: int = V.PAD_ID,
+        bos_token_id: int = V.BOS_ID,
+        eos_token_id: int = V.EOS_ID,
+        decoder_start_token_id: int = V.BOS_ID,
+        vocabulary_layout_version: int = V.LAYOUT_VERSION,
+        is_encoder_decoder: bool = True,
+        use_cache: bool = True,
+        tie_word_embeddings: bool = True,
+        **kwargs,
+    ):
+        if image_backbone not in IMAGE_BACKBONES:
+            raise ValueError(f"image_backbone must be one of {IMAGE_BACKBONES}, got {image_backbone!r}")
+        if not 1 <= image_backbone_stages <= 4:
+            raise ValueError(f"image_backbone_stages must be 1..4 (ResNet stages kept), got {image_backbone_stages}")
+        stride = 2 ** (image_backbone_stages + 1)
+        if image_size % stride:
+            raise ValueError(f"image_size {image_size} must be a multiple of the backbone stride {stride}")
+        if image_size // stride > image_bucket_size:
+            raise ValueError(f"image_size {image_size} gives a {image_size // stride}x{image_size // stride} patch grid, "
+                             f"larger than image_bucket_size={image_bucket_size}")
+        for heads, name in ((encoder_attention_heads, "encoder"), (decoder_attention_heads, "decoder")):
+            if d_model % heads:
+                raise ValueError(f"d_model {d_model} is not divisible by {name}_attention_heads {heads}")
+        if vocab_size < V.TEXT_OFFSET:
+            raise ValueError(f"vocab_size {vocab_size} is smaller than the reserved ranges ({V.TEXT_OFFSET} ids)")
+        if vocabulary_layout_version != V.LAYOUT_VERSION:
+            raise ValueError(f"checkpoint uses vocabulary layout v{vocabulary_layout_version}, "
+                             f"this ofa_plus has v{V.LAYOUT_VERSION}")
+        self.vocab_size = vocab_size
+        self.d_model = d_model
+        self.encoder_layers = encoder_layers
+        self.decoder_layers = decoder_layers
+        self.encoder_attention_heads = encoder_attention_heads
+        self.decoder_attention_heads = decoder_attention_heads
+        self.encoder_ffn_dim = encoder_ffn_dim
+        self.decoder_ffn_dim = decoder_ffn_dim
+        self.activation_function = activation_function
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.activation_dropout = activation_dropout
+        self.drop_path_rate = drop_path_rate
+        self.max_positions = max_positions
+        self.token_bucket_size = token_bucket_size
+        self.image_bucket_size = image_bucket_size
+        self.attn_scale_factor = attn_scale_factor
+        self.normformer = normformer
+        self.image_backbone = image_backbone
+        self.image_backbone_stages = image_backbone_stages
+        self.image_size = image_size
+        self.num_bins = num_bins
+        self.label_smoothing = label_smoothing
+        self.init_std = init_std
+        self.image_token_id = image_token_id
+        self.bin_token_offset = bin_token_offset
+        self.vocabulary_layout_version = vocabulary_layout_version
+        self.decoder_start_token_id = decoder_start_token_id
+        self.use_cache = use_cache
+        super().__init__(
+            pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id,
+            is_encoder_decoder=is_encoder_decoder, tie_word_embeddings=tie_word_embeddings, **kwargs,
+        )
+
+    @property
+    def image_grid_size(self) -> int:
+        """Patches per side of the image grid (480 px, ResNet stages 1-3 -> stride 16 -> 30)."""
+        return self.image_size // 2 ** (self.image_backbone_stages + 1)
+
+    @property
+    def image_tokens(self) -> int:
+        return self.image_grid_size**2
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "OFAPlusConfig":
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        return cls(**{**copy.deepcopy(PRESETS[name]), **overrides})

@@ -1,0 +1,487 @@
+"""OFA+ model: modality adaptors, one shared encoder and decoder in OFA's style, tied unified vocabulary.
+
+Layout follows transformers' BART: attention -> layers -> encoder/decoder -> OFAPlusModel ->
+OFAPlusForConditionalGeneration. OFA specifics:
+
+* Pre-LayerNorm layers with NormFormer's extras: a LayerNorm after attention, one inside the FFN,
+  and a learned scale per attention head.
+* Positions enter only as attention biases: absolute position embeddings are projected to a
+  Q.K^T bias computed once per forward, and each layer adds its own relative-position bias, looked
+  up per modality (1-D log buckets inside a text run, 2-D offsets inside one image) and zero
+  between different segments. Nothing is added to the token embeddings except a type embedding.
+* Image segments are marked in ``input_ids`` by runs of the ``<image>`` placeholder; the image
+  adaptor's patch features replace them, so slots can come in any order and templates may differ
+  from row to row within a batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin, LogitsProcessorList, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
+
+from .configuration_ofa_plus import OFAPlusConfig
+from .generation import DecodingConstraints
+from .modalities.image import ImageAdaptor
+
+
+def token_relative_buckets(relative: torch.Tensor, bucket_size: int, max_distance: int) -> torch.Tensor:
+    """Map signed distances to ``2 * bucket_size - 1`` buckets: exact near 0, logarithmic far away (OFA)."""
+    mid = bucket_size // 2
+    sign = torch.sign(relative)
+    distance = relative.abs().clamp(min=1)
+    log_bucket = torch.ceil(torch.log(distance / mid) / math.log((max_distance - 1) / mid) * (mid - 1)) + mid
+    log_bucket = log_bucket.clamp(max=bucket_size - 1).long()
+    bucket = torch.where(relative.abs() <= mid, relative, log_bucket * sign)
+    return bucket + bucket_size - 1
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop a whole residual branch per sample (training only)."""
+
+    def __init__(self, rate: float):
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, x):
+        if not self.training or self.rate == 0.0:
+            return x
+        keep = x.new_empty(x.shape[0], *([1] * (x.dim() - 1))).bernoulli_(1 - self.rate)
+        return x * keep / (1 - self.rate)
+
+
+class OFAPlusAttention(nn.Module):
+    """Multi-head attention on SDPA with an additive bias; fused QKV for self-attention."""
+
+    def __init__(self, config: OFAPlusConfig, num_heads: int, is_cross_attention: bool = False, layer_idx: int = 0):
+        super().__init__()
+        d = config.d_model
+        self.num_heads, self.head_dim = num_heads, d // num_heads
+        self.is_cross_attention, self.layer_idx = is_cross_attention, layer_idx
+        self.scaling = (self.head_dim * config.attn_scale_factor) ** -0.5
+        self.dropout = config.attention_dropout
+        if is_cross_attention:
+            self.q_proj, self.kv_proj = nn.Linear(d, d), nn.Linear(d, 2 * d)
+        else:
+            self.qkv_proj = nn.Linear(d, 3 * d)
+        self.out_proj = nn.Linear(d, d)
+        self.head_scale = nn.Parameter(torch.ones(num_heads)) if config.normformer else None
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.shape[0], x.shape[1], -1, self.head_dim).transpose(1, 2)
+
+    def forward(self, hidden_states, key_value_states=None, attn_bias=None, cache: EncoderDecoderCache | None = None):
+        if self.is_cross_attention:
+            query = self._heads(self.q_proj(hidden_states))
+            if cache is not None and cache.is_updated.get(self.layer_idx):
+                layer = cache.cross_attention_cache.layers[self.layer_idx]
+                key, value = layer.keys, layer.values
+            else:  # encoder K/V are computed once per generation and then reused
+                key, value = self._heads(self.kv_proj(key_value_states)).chunk(2, dim=1)
+                if cache is not None:
+                    key, value = cache.cross_attention_cache.update(key, value, self.layer_idx)
+                    cache.is_updated[self.layer_idx] = True
+        else:
+            query, key, value = self._heads(self.qkv_proj(hidden_states)).chunk(3, dim=1)
+            if cache is not None:
+                key, value = cache.self_attention_cache.update(key, value, self.layer_idx)
+        out = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=attn_bias, dropout_p=self.dropout if self.training else 0.0, scale=self.scaling
+        )
+        if self.head_scale is not None:
+            out = out * self.head_scale.view(1, -1, 1, 1)
+        return self.out_proj(out.transpose(1, 2).reshape(hidden_states.shape))
+
+
+class OFAPlusFeedForward(nn.Module):
+    def __init__(self, config: OFAPlusConfig, ffn_dim: int):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(config.d_model, ffn_dim), nn.Linear(ffn_dim, config.d_model)
+        self.act = ACT2FN[config.activation_function]
+        self.act_dropout = nn.Dropout(config.activation_dropout)
+        self.ffn_layernorm = nn.LayerNorm(ffn_dim) if config.normformer else nn.Identity()  # NormFormer
+
+    def forward(self, x):
+        return self.fc2(self.ffn_layernorm(self.act_dropout(self.act(self.fc1(x)))))
+
+
+class OFAPlusEncoderLayer(GradientCheckpointingLayer):
+    def __init__(self, config: OFAPlusConfig, drop_path: float):
+        super().__init__()
+        self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
+        self.self_attn = OFAPlusAttention(config, config.encoder_attention_heads)
+        self.self_attn_post_norm = nn.LayerNorm(config.d_model) if config.normformer else nn.Identity()
+        self.final_layer_norm = nn.LayerNorm(config.d_model)
+        self.ffn = OFAPlusFeedForward(config, config.encoder_ffn_dim)
+        self.dropout, self.drop_path = nn.Dropout(config.dropout), DropPath(drop_path)
+
+    def forward(self, hidden_states, attn_bias):
+        h = self.self_attn_post_norm(self.self_attn(self.self_attn_layer_norm(hidden_states), attn_bias=attn_bias))
+        hidden_states = hidden_states + self.drop_path(self.dropout(h))
+        h = self.ffn(self.final_layer_norm(hidden_states))
+        return hidden_states + self.drop_path(self.dropout(h))
+
+
+class OFAPlusDecoderLayer(GradientCheckpointingLayer):
+    def __init__(self, config: OFAPlusConfig, layer_idx: int, drop_path: float):
+        super().__init__()
+        heads = config.decoder_attention_heads
+        self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
+        self.self_attn = OFAPlusAttention(config, heads, layer_idx=layer_idx)
+        self.self_attn_post_norm = nn.LayerNorm(config.d_model) if config.normformer else nn.Identity()
+        self.cross_attn_layer_norm = nn.LayerNorm(config.d_model)
+        self.cross_attn = OFAPlusAttention(config, heads, is_cross_attention=True, layer_idx=layer_idx)
+        self.cross_attn_post_norm = nn.LayerNorm(config.d_model) if config.normformer else nn.Identity()
+        self.final_layer_norm = nn.LayerNorm(config.d_model)
+        self.ffn = OFAPlusFeedForward(config, config.decoder_ffn_dim)
+        self.dropout, self.drop_path = nn.Dropout(config.dropout), DropPath(drop_path)
+
+    def forward(self, hidden_states, encoder_hidden_states, self_attn_bias, cross_attn_bias, cache=None):
+        h = self.self_attn(self.self_attn_layer_norm(hidden_states), attn_bias=self_attn_bias, cache=cache)
+        hidden_states = hidden_states + self.drop_path(self.dropout(self.self_attn_post_norm(h)))
+        h = self.cross_attn(self.cross_attn_layer_norm(hidden_states), encoder_hidden_states, cross_attn_bias, cache)
+        hidden_states = hidden_states + self.drop_path(self.dropout(self.cross_attn_post_norm(h)))
+        h = self.ffn(self.final_layer_norm(hidden_states))
+        return hidden_states + self.drop_path(self.dropout(h))
+
+
+class AbsolutePositionBias(nn.Module):
+    """OFA's absolute positions: LayerNorm'd embeddings projected to queries/keys, bias = q.k^T."""
+
+    def __init__(self, config: OFAPlusConfig, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.q_linear, self.k_linear = nn.Linear(config.d_model, config.d_model), nn.Linear(config.d_model, config.d_model)
+        self.scaling = (config.d_model / num_heads * config.attn_scale_factor) ** -0.5
+
+    def forward(self, query_pos: torch.Tensor, key_pos: torch.Tensor) -> torch.Tensor:
+        """(B|1, Lq, d), (B|1, Lk, d) -> (B|1, H, Lq, Lk)"""
+        q = self.q_linear(query_pos).unflatten(-1, (self.num_heads, -1)).transpose(1, 2) * self.scaling
+        k = self.k_linear(key_pos).unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
+        return q @ k.transpose(-1, -2)
+
+
+def _padding_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, Lk) 1/0 mask -> (B, 1, 1, Lk) additive bias."""
+    return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+class OFAPlusPreTrainedModel(PreTrainedModel):
+    config_class = OFAPlusConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    input_modalities = ("text", "image")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["OFAPlusEncoderLayer", "OFAPlusDecoderLayer", "ImageAdaptor"]
+    _supports_sdpa = True
+
+    def _init_weights(self, module):
+        std = self.config.init_std
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, std=std)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv2d):
+            init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+        elif isinstance(module, OFAPlusAttention) and module.head_scale is not None:
+            init.ones_(module.head_scale)
+        elif isinstance(module, OFAPlusEncoder):
+            init.zeros_(module.relative_bias_padding)
+
+
+class OFAPlusEncoder(nn.Module):
+    """Token + image segments -> contextual states. Segment layout is read off ``input_ids``."""
+
+    main_input_name = "input_ids"
+
+    def __init__(self, config: OFAPlusConfig, embed_tokens: nn.Embedding):
+        super().__init__()
+        self.config = config
+        d, heads = config.d_model, config.encoder_attention_heads
+        self.embed_tokens = embed_tokens
+        self.image_adaptor = ImageAdaptor(config)
+        self.type_embedding = nn.Embedding(2, d)  # 0 = token, 1 = image patch
+        self.layernorm_embedding = nn.LayerNorm(d)
+        self.dropout = nn.Dropout(config.dropout)
+        self.embed_positions = nn.Embedding(config.max_positions, d)
+        self.embed_image_positions = nn.Embedding(config.image_bucket_size**2, d)
+        self.pos_ln, self.image_pos_ln = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.absolute_bias = AbsolutePositionBias(config, heads)
+        # One relative-bias table per layer: text buckets first, then 2-D image offsets.
+        self.num_token_buckets = 2 * config.token_bucket_size - 1
+        image_span = 2 * config.image_bucket_size - 1
+        self.relative_bias = nn.ModuleList(
+            nn.Embedding(self.num_token_buckets + image_span**2, heads) for _ in range(config.encoder_layers)
+        )
+        self.relative_bias_padding = nn.Parameter(torch.zeros(1, heads), requires_grad=False)  # between segments
+        rates = torch.linspace(0, config.drop_path_rate, config.encoder_layers).tolist()
+        self.layers = nn.ModuleList(OFAPlusEncoderLayer(config, r) for r in rates)
+        self.layer_norm = nn.LayerNorm(d)
+        self.gradient_checkpointing = False
+
+    def segment_layout(self, input_ids: torch.Tensor):
+        """Per token: is it an image patch, its segment id, and its position inside the segment."""
+        is_image = input_ids == self.config.image_token_id
+        length = input_ids.shape[1]
+        index = torch.arange(length, device=input_ids.device).expand_as(input_ids)
+        previous = F.pad(is_image[:, :-1], (1, 0), value=False)
+        run_start = (is_image != previous) | (index == 0)
+        in_run = index - torch.cummax(torch.where(run_start, index, 0), dim=1).values
+        # a run of image placeholders may hold several images back to back: split every image_tokens
+        segment_start = (run_start & ~is_image) | (is_image & (in_run % self.config.image_tokens == 0))
+        segment_id = segment_start.cumsum(dim=1)
+        position = index - torch.cummax(torch.where(segment_start, index, 0), dim=1).values
+        return is_image, segment_id, position
+
+    def position_biases(self, input_ids: torch.Tensor, dtype: torch.dtype):
+        """Absolute-position bias (shared by all layers) and relative-bucket indices (one table per layer)."""
+        config = self.config
+        is_image, segment_id, position = self.segment_layout(input_ids)
+        if bool((position[~is_image] >= config.max_positions).any()):
+            raise ValueError(f"a text segment is longer than max_positions={config.max_positions}")
+        grid, span = config.image_grid_size, 2 * config.image_bucket_size - 1
+        row, col = position // grid, position % grid
+        text_pos = self.pos_ln(self.embed_positions(position.clamp(max=config.max_positions - 1)))
+        image_pos = self.image_pos_ln(self.embed_image_positions((row * config.image_bucket_size + col).clamp(
+            max=config.image_bucket_size**2 - 1)))
+        pos = torch.where(is_image[..., None], image_pos, text_pos).to(dtype)
+        absolute = self.absolute_bias(pos, pos)
+
+        text_bucket = token_relative_buckets(
+            position[:, None, :] - position[:, :, None], config.token_bucket_size, config.max_positions
+        )
+        image_offset = ((row[:, None, :] - row[:, :, None] + config.image_bucket_size - 1) * span
+                        + (col[:, None, :] - col[:, :, None] + config.image_bucket_size - 1))
+        bucket = torch.where(is_image[:, :, None], self.num_token_buckets + image_offset, text_bucket)
+        outside = self.num_token_buckets + span**2  # index of the zero row
+        bucket = torch.where(segment_id[:, :, None] == segment_id[:, None, :], bucket, outside)
+        return absolute, bucket
+
+    def forward(self, input_ids=None, attention_mask=None, pixel_values=None, inputs_embeds=None,
+                output_hidden_states=False, return_dict=True, **kwargs):
+        if input_ids is None:
+            raise ValueError("OFAPlusEncoder needs input_ids: they carry the segment layout (image placeholders)")
+        is_image = input_ids == self.config.image_token_id
+        x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
+        n_image_tokens = int(is_image.sum())
+        if n_image_tokens:
+            if pixel_values is None:
+                raise ValueError("input_ids contain <image> placeholders but no pixel_values were given")
+            features = self.image_adaptor(pixel_values.to(x.dtype))
+            if features.shape[0] * features.shape[1] != n_image_tokens:
+                raise ValueError(f"{features.shape[0]} images give {features.shape[0] * features.shape[1]} patch "
+                                 f"tokens but input_ids hold {n_image_tokens} <image> placeholders")
+            x = x.masked_scatter(is_image[..., None], features.reshape(-1, x.shape[-1]))
+        x = self.dropout(self.layernorm_embedding(x + self.type_embedding(is_image.long())))
+
+        absolute, bucket = self.position_biases(input_ids, x.dtype)
+        if attention_mask is not None:
+            absolute = absolute + _padding_bias(attention_mask, x.dtype)
+        hidden_states = [x] if output_hidden_states else None
+        for layer, table in zip(self.layers, self.relative_bias):
+            weight = torch.cat([table.weight, self.relative_bias_padding], dim=0)
+            bias = absolute + F.embedding(bucket, weight).permute(0, 3, 1, 2).to(x.dtype)
+            x = layer(x, bias)
+            if output_hidden_states:
+                hidden_states.append(x)
+        x = self.layer_norm(x)
+        return BaseModelOutput(last_hidden_state=x, hidden_states=tuple(hidden_states) if hidden_states else None)
+
+
+class OFAPlusDecoder(nn.Module):
+    """Causal decoder over token segments, with OFA's absolute + relative position biases."""
+
+    def __init__(self, config: OFAPlusConfig, embed_tokens: nn.Embedding):
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.embed_tokens = embed_tokens
+        self.layernorm_embedding = nn.LayerNorm(d)
+        self.dropout = nn.Dropout(config.dropout)
+        self.embed_positions = nn.Embedding(config.max_positions, d)
+        self.pos_ln = nn.LayerNorm(d)
+        self.absolute_bias = AbsolutePositionBias(config, config.decoder_attention_heads)
+        self.relative_bias = nn.ModuleList(
+            nn.Embedding(2 * config.token_bucket_size - 1, config.decoder_attention_heads)
+            for _ in range(config.decoder_layers)
+        )
+        rates = torch.linspace(0, config.drop_path_rate, config.decoder_layers).tolist()
+        self.layers = nn.ModuleList(OFAPlusDecoderLayer(config, i, r) for i, r in enumerate(rates))
+        self.layer_norm = nn.LayerNorm(d)
+        self.gradient_checkpointing = False
+
+    def forward(self, input_ids, encoder_hidden_states, encoder_attention_mask=None, cache=None):
+        config = self.config
+        past, length = (cache.get_seq_length() if cache is not None else 0), input_ids.shape[1]
+        if past + length > config.max_positions:
+            raise ValueError(f"decoder length {past + length} exceeds max_positions={config.max_positions}")
+        x = self.dropout(self.layernorm_embedding(self.embed_tokens(input_ids)))
+        key_positions = torch.arange(past + length, device=x.device)
+        query_positions = key_positions[past:]
+        pos = self.pos_ln(self.embed_positions(key_positions)).to(x.dtype)[None]
+        absolute = self.absolute_bias(pos[:, past:], pos)  # (1, H, Lq, Lk)
+        relative = key_positions[None, :] - query_positions[:, None]
+        bucket = token_relative_buckets(relative, config.token_bucket_size, config.max_positions)
+        causal = torch.zeros(relative.shape, dtype=x.dtype, device=x.device).masked_fill(
+            relative > 0, torch.finfo(x.dtype).min)
+        cross_bias = None if encoder_attention_mask is None else _padding_bias(encoder_attention_mask, x.dtype)
+        for layer, table in zip(self.layers, self.relative_bias):
+            self_bias = absolute + (table(bucket).permute(2, 0, 1).to(x.dtype) + causal)[None]
+            x = layer(x, encoder_hidden_states, self_bias, cross_bias, cache)
+        return self.layer_norm(x)
+
+
+class OFAPlusModel(OFAPlusPreTrainedModel):
+    _tied_weights_keys = {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
+
+    def __init__(self, config: OFAPlusConfig):
+        super().__init__(config)
+        self.shared = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
+        self.encoder = OFAPlusEncoder(config, self.shared)
+        self.decoder = OFAPlusDecoder(config, self.shared)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.shared
+
+    def set_input_embeddings(self, value):
+        self.shared = self.encoder.embed_tokens = self.decoder.embed_tokens = value
+
+    def get_encoder(self):
+        return self.encoder
+
+    def forward(self, input_ids=None, attention_mask=None, pixel_values=None, decoder_input_ids=None,
+                encoder_outputs=None, cache: Cache | None = None, use_cache=None, output_hidden_states=None, **kwargs):
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                           pixel_values=pixel_values, output_hidden_states=output_hidden_states)
+        use_cache = self.config.use_cache if use_cache is None else use_cache
+        if use_cache and cache is None:
+            cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+        hidden = self.decoder(decoder_input_ids, encoder_outputs.last_hidden_state, attention_mask,
+                              cache if use_cache else None)
+        return Seq2SeqModelOutput(
+            last_hidden_state=hidden, cache=cache if use_cache else None,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+        )
+
+
+def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, start_token_id: int) -> torch.Tensor:
+    shifted = labels.new_full(labels.shape, pad_token_id)
+    shifted[:, 1:] = labels[:, :-1].masked_fill(labels[:, :-1] == -100, pad_token_id)
+    shifted[:, 0] = start_token_id
+    return shifted
+
+
+class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
+    _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
+
+    def __init__(self, config: OFAPlusConfig):
+        super().__init__(config)
+        self.model = OFAPlusModel(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_encoder(self):
+        return self.model.encoder
+
+    def forward(self, input_ids=None, attention_mask=None, pixel_values=None, decoder_input_ids=None,
+                encoder_outputs=None, cache: Cache | None = None, labels=None, use_cache=None,
+                output_hidden_states=None, return_dict=None, **kwargs):
+        r"""
+        labels (`torch.LongTensor` of shape `(batch, target_length)`, *optional*):
+            Target ids; -100 marks positions without loss (padding, `no_loss` prefixes). When
+            `decoder_input_ids` is not given it is `labels` shifted right behind the start token.
+        """
+        if labels is not None:
+            use_cache = False
+            if decoder_input_ids is None:
+                decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id,
+                                                       self.config.decoder_start_token_id)
+        out = self.model(input_ids, attention_mask, pixel_values, decoder_input_ids, encoder_outputs,
+                         cache=cache, use_cache=use_cache, output_hidden_states=output_hidden_states)
+        logits = self.lm_head(out.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100,
+                                   label_smoothing=self.config.label_smoothing)
+        return Seq2SeqLMOutput(loss=loss, logits=logits, cache=out.cache,
+                               encoder_last_hidden_state=out.encoder_last_hidden_state,
+                               encoder_hidden_states=out.encoder_hidden_states)
+
+    @torch.no_grad()
+    def generate(self, inputs=None, generation_config=None, logits_processor=None, *,
+                 constraints: DecodingConstraints | None = None, task_plan=None, **kwargs):
+        """`GenerationMixin.generate`, plus the task's decoding constraints when the processor gives them.
+
+        ``constraints`` (from `OFAPlusProcessor`) adds the plan's logits processors: a trie over a
+        closed set of answers, or exactly four ordered location bins per box. Rows whose decoder
+        prompts (``no_loss`` prefixes) differ in length are generated group by group, so prompts are
+        never padded, and the results are right-padded back into one tensor.
+        """
+        del task_plan  # carried by the processor's output for postprocess(); nothing to do here
+        prompts = kwargs.get("decoder_input_ids")
+        lengths = None if prompts is None else prompts.ne(self.config.pad_token_id).sum(dim=1)
+        if lengths is not None and len(set(lengths.tolist())) > 1:
+            return self._generate_by_prompt_length(inputs, generation_config, logits_processor, constraints,
+                                                   lengths, kwargs)
+        prompt_length = 1 if prompts is None else prompts.shape[1]
+        processors = LogitsProcessorList(logits_processor or [])
+        if constraints is not None:
+            processors.extend(constraints.logits_processors(prompt_length))
+            for key, value in constraints.generate_kwargs(prompt_length).items():
+                kwargs.setdefault(key, value)
+        return super().generate(inputs, generation_config=generation_config, logits_processor=processors, **kwargs)
+
+    def _generate_by_prompt_length(self, inputs, generation_config, logits_processor, constraints, lengths, kwargs):
+        batch_keys = [k for k, v in kwargs.items() if torch.is_tensor(v) and v.shape[:1] == lengths.shape
+                      and k != "pixel_values"]
+        outputs, rows = [], []
+        for length in sorted(set(lengths.tolist())):
+            index = (lengths == length).nonzero().flatten()
+            group = dict(kwargs)
+            for key in batch_keys:
+                group[key] = kwargs[key][index]
+            group["decoder_input_ids"] = kwargs["decoder_input_ids"][index, :length]
+            if kwargs.get("pixel_values") is not None:
+                group["pixel_values"] = _select_images(kwargs["input_ids"], kwargs["pixel_values"], index,
+                                                       self.config.image_token_id, self.config.image_tokens)
+            sub_inputs = None if inputs is None else inputs[index]
+            outputs.append(self.generate(sub_inputs, generation_config, logits_processor,
+                                         constraints=constraints, **group))
+            rows.append(index)
+        width = max(o.shape[1] for o in outputs)
+        merged = outputs[0].new_full((len(lengths), width), self.config.pad_token_id)
+        for out, index in zip(outputs, rows):
+            merged[index, : out.shape[1]] = out
+        return merged
+
+
+def _select_images(input_ids, pixel_values, rows, image_token_id, image_tokens):
+    """pixel_values hold every image of the batch in order; keep those of ``rows``."""
+    per_row = (input_ids == image_token_id).sum(dim=1) // image_tokens
+    first = torch.cumsum(per_row, 0) - per_row
+    keep = [i for r in rows.tolist() for i in range(int(first[r]), int(first[r] + per_row[r]))]
+    return pixel_values[keep]

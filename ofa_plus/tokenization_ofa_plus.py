@@ -1,0 +1,638 @@
+"""The unified OFA+ tokenizer: one id space for text, location bins, image codes and phones.
+
+Ids follow :mod:`ofa_plus.vocabulary`: the reserved ids ``0 .. TEXT_OFFSET-1`` (specials, ``<bin_i>``,
+``<code_i>``, ``<phone_x>``) come first and never move; SentencePiece piece ``k`` has id
+``TEXT_OFFSET + k``, except SentencePiece's own unknown piece, which maps to ``<unk>`` (= ``UNK_ID``).
+
+:class:`OFAPlusTokenizer` is a transformers "slow" (Python) tokenizer, so ``save_pretrained`` /
+``from_pretrained`` / ``AutoTokenizer`` / ``__call__`` / ``decode`` / padding all work as usual.
+Behaviour that differs from most Hugging Face tokenizers, on purpose:
+
+* no BOS/EOS is added (``build_inputs_with_special_tokens`` returns the ids unchanged): the
+  processor puts ``<s>`` / ``</s>`` around runs of text itself;
+* encoding a string never yields a reserved id other than ``<unk>``: the text ``"<bin_3>"`` or
+  ``"<s>"`` is just characters. Reserved ids are reached through the API instead:
+  ``convert_tokens_to_ids("<bin_3>")``, :meth:`OFAPlusTokenizer.bin_id`, :meth:`~OFAPlusTokenizer.code_id`,
+  :meth:`~OFAPlusTokenizer.phone_id`;
+* decoding renders reserved ids as their strings (``"<bin_3>"``); ``skip_special_tokens=True``
+  drops only the special tokens pad/bos/eos/unk/mask. Text runs decode exactly
+  (``decode(encode(s)) == s``: identity normalisation, no whitespace folding, byte fallback).
+
+Shipped default tokenizer
+-------------------------
+``ofa_plus/assets/tokenizer/`` holds a unigram SentencePiece model of 8000 pieces trained on
+:func:`default_corpus` (docstrings of the Python standard library, Unicode character names, number
+words); load it with :meth:`OFAPlusTokenizer.from_default`. To rebuild it (run from the repository
+root; the result depends on the Python version whose standard library is read)::
+
+    python -m ofa_plus.tokenization_ofa_plus --output ofa_plus/assets/tokenizer --vocab-size 8000
+
+To train on your own text instead (one sentence or paragraph per line)::
+
+    python -m ofa_plus.tokenization_ofa_plus --output my_tok --corpus a.txt b.txt --vocab-size 32000
+
+or from Python: ``train_tokenizer(texts, "my_tok", vocab_size=32000)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import io
+import os
+import re
+import sys
+import unicodedata
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import sentencepiece as spm
+from transformers import PreTrainedTokenizer
+from transformers.tokenization_utils_base import AddedToken
+
+from .vocabulary import (
+    BIN_OFFSET,
+    BOS_ID,
+    CODE_OFFSET,
+    EOS_ID,
+    MASK_ID,
+    NUM_BINS,
+    NUM_CODES,
+    NUM_PHONE_SLOTS,
+    PAD_ID,
+    PHONE_OFFSET,
+    PHONES,
+    SPECIAL_TOKENS,
+    TEXT_OFFSET,
+    UNK_ID,
+    phone_token,
+    reserved_tokens,
+)
+
+__all__ = ["OFAPlusTokenizer", "train_tokenizer", "default_corpus", "DEFAULT_TOKENIZER_DIR", "main"]
+
+DEFAULT_TOKENIZER_DIR = Path(__file__).resolve().parent / "assets" / "tokenizer"
+VOCAB_FILES_NAMES = {"vocab_file": "spiece.model"}
+SPIECE_UNDERLINE = "\u2581"
+
+_RESERVED_TOKENS: list[str] = reserved_tokens()
+_RESERVED_TO_ID: dict[str, int] = {tok: i for i, tok in enumerate(_RESERVED_TOKENS)}
+_PHONE_TO_ID: dict[str, int] = {sym: PHONE_OFFSET + i for i, sym in enumerate(PHONES)}
+assert (PAD_ID, BOS_ID, EOS_ID, UNK_ID, MASK_ID) == tuple(
+    _RESERVED_TO_ID[t] for t in ("<pad>", "<s>", "</s>", "<unk>", "<mask>")
+)
+
+
+def _default_vocab_file() -> str:
+    path = DEFAULT_TOKENIZER_DIR / VOCAB_FILES_NAMES["vocab_file"]
+    if not path.is_file():  # e.g. a zipped install: go through importlib.resources
+        from importlib import resources
+
+        ref = resources.files("ofa_plus").joinpath("assets", "tokenizer", VOCAB_FILES_NAMES["vocab_file"])
+        with resources.as_file(ref) as p:
+            return str(p)
+    return str(path)
+
+
+class OFAPlusTokenizer(PreTrainedTokenizer):
+    """SentencePiece text pieces shifted behind the fixed reserved ranges of :mod:`ofa_plus.vocabulary`.
+
+    Args:
+        vocab_file: path of a SentencePiece ``.model`` file; ``None`` loads the shipped default.
+        sp_model_kwargs: passed to ``sentencepiece.SentencePieceProcessor``.
+    """
+
+    vocab_files_names = VOCAB_FILES_NAMES
+    model_input_names = ["input_ids", "attention_mask"]
+
+    def __init__(
+        self,
+        vocab_file: str | os.PathLike | None = None,
+        bos_token: str = "<s>",
+        eos_token: str = "</s>",
+        unk_token: str = "<unk>",
+        pad_token: str = "<pad>",
+        mask_token: str = "<mask>",
+        sp_model_kwargs: dict[str, Any] | None = None,
+        **kwargs,
+    ):
+        self.vocab_file = str(vocab_file) if vocab_file is not None else _default_vocab_file()
+        self.sp_model_kwargs = dict(sp_model_kwargs or {})
+        self.sp_model = self._load_sp_model(model_file=self.vocab_file)
+        # plain text never turns into special ids; padding side etc. keep transformers' defaults
+        kwargs.setdefault("split_special_tokens", True)
+        kwargs.setdefault("clean_up_tokenization_spaces", False)
+        kwargs.pop("special_tokens_pattern", None)
+        super().__init__(
+            bos_token=bos_token,
+            eos_token=eos_token,
+            unk_token=unk_token,
+            pad_token=pad_token,
+            mask_token=mask_token,
+            sp_model_kwargs=self.sp_model_kwargs,
+            special_tokens_pattern="none",
+            token_type_ids_pattern="all_zeros",
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ sentencepiece plumbing
+    def _load_sp_model(self, model_file: str | None = None, proto: bytes | None = None):
+        sp = spm.SentencePieceProcessor(**self.sp_model_kwargs)
+        if proto is not None:
+            sp.LoadFromSerializedProto(proto)
+        else:
+            sp.Load(model_file)
+        self._sp_unk = sp.unk_id()
+        self._sp_size = sp.get_piece_size()
+        return sp
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["sp_model"] = None
+        state["_sp_model_proto"] = self.sp_model.serialized_model_proto()
+        return state
+
+    def __setstate__(self, state):
+        proto = state.pop("_sp_model_proto")
+        self.__dict__.update(state)
+        self.sp_model = self._load_sp_model(proto=proto)
+
+    # ------------------------------------------------------------------ vocabulary
+    @property
+    def vocab_size(self) -> int:
+        """Reserved ids + SentencePiece pieces (= ``len(self)`` unless tokens were added)."""
+        return TEXT_OFFSET + self._sp_size
+
+    @property
+    def text_offset(self) -> int:
+        return TEXT_OFFSET
+
+    @property
+    def num_text_pieces(self) -> int:
+        return self._sp_size
+
+    def __len__(self) -> int:
+        return self.total_vocab_size or self._compute_total_vocab_size()
+
+    def _compute_total_vocab_size(self) -> int:
+        extra = [i for i in getattr(self, "_added_tokens_decoder", {}) if i >= self.vocab_size]
+        return max([self.vocab_size - 1, *extra]) + 1
+
+    def _update_total_vocab_size(self):
+        self.total_vocab_size = self._compute_total_vocab_size()
+
+    def get_vocab(self) -> dict[str, int]:
+        vocab = dict(_RESERVED_TO_ID)
+        for k in range(self._sp_size):
+            if k != self._sp_unk:
+                vocab.setdefault(self.sp_model.id_to_piece(k), TEXT_OFFSET + k)
+        vocab.update(self._added_tokens_encoder)
+        return vocab
+
+    def _add_tokens(self, new_tokens, special_tokens: bool = False) -> int:
+        """Tokens already in the vocabulary (reserved strings, pieces) keep their id; others are appended."""
+        if not new_tokens:
+            return 0
+        next_index = len(self)
+        num_added = 0
+        for token in new_tokens:
+            if not isinstance(token, (str, AddedToken)):
+                raise TypeError(f"Token {token} is not a string but a {type(token)}.")
+            if str(token) == "":
+                continue
+            if isinstance(token, str):
+                if token in self._added_tokens_encoder:
+                    continue
+                is_special = token in self.all_special_tokens or special_tokens
+                token = AddedToken(token, rstrip=False, lstrip=False, normalized=not is_special, special=is_special)
+            elif special_tokens:
+                token.__setstate__({"special": True, "normalized": token.normalized})
+            if token.content in self._added_tokens_encoder:
+                continue
+            existing = self._lookup(token.content)
+            if existing is not None:
+                token_index = existing
+            else:
+                token_index = next_index
+                next_index += 1
+                num_added += 1
+            if token.special and str(token) not in self.all_special_tokens:
+                self._extra_special_tokens.append(token)
+            self._added_tokens_decoder[token_index] = token
+            self._added_tokens_encoder[token.content] = token_index
+        self._update_trie()
+        self._update_total_vocab_size()
+        return num_added
+
+    def _lookup(self, token: str) -> int | None:
+        """Id of a reserved string or a SentencePiece piece, None if unknown."""
+        if token in _RESERVED_TO_ID:
+            return _RESERVED_TO_ID[token]
+        pid = self.sp_model.piece_to_id(token)
+        if pid == self._sp_unk:
+            return None
+        return TEXT_OFFSET + pid
+
+    def _convert_token_to_id(self, token: str) -> int:
+        i = self._lookup(token)
+        return UNK_ID if i is None else i
+
+    def _convert_id_to_token(self, index: int) -> str:
+        if 0 <= index < TEXT_OFFSET:
+            return _RESERVED_TOKENS[index]
+        if TEXT_OFFSET <= index < self.vocab_size:
+            return self.sp_model.id_to_piece(index - TEXT_OFFSET)
+        return str(self.unk_token)
+
+    # ------------------------------------------------------------------ encoding
+    def _tokenize(self, text: str, **kwargs) -> list[str]:
+        return self.sp_model.encode(text, out_type=str)
+
+    def encode_text(self, text: str) -> list[int]:
+        """Ids of ``text`` (no special tokens), straight through SentencePiece."""
+        unk, off = self._sp_unk, TEXT_OFFSET
+        return [UNK_ID if i == unk else off + i for i in self.sp_model.encode(text)]
+
+    def _encode_plus(self, text, text_pair=None, *args, is_split_into_words: bool = False, **kwargs):
+        # Strings go straight to ids through SentencePiece (never through token strings, so a piece
+        # spelled like a reserved token can never be mistaken for it). Batches recurse into here.
+        if not is_split_into_words:
+            if isinstance(text, str) and text:
+                text = self.encode_text(text)
+            if isinstance(text_pair, str) and text_pair:
+                text_pair = self.encode_text(text_pair)
+        return super()._encode_plus(text, text_pair, *args, is_split_into_words=is_split_into_words, **kwargs)
+
+    def build_inputs_with_special_tokens(self, token_ids_0: list[int], token_ids_1: list[int] | None = None):
+        """No BOS/EOS: the processor adds them around runs of text. Pairs are simply concatenated."""
+        return list(token_ids_0) + (list(token_ids_1) if token_ids_1 is not None else [])
+
+    def get_special_tokens_mask(self, token_ids_0, token_ids_1=None, already_has_special_tokens: bool = False):
+        if already_has_special_tokens:
+            return super().get_special_tokens_mask(token_ids_0, token_ids_1, already_has_special_tokens=True)
+        return [0] * (len(token_ids_0) + (len(token_ids_1) if token_ids_1 is not None else 0))
+
+    def create_token_type_ids_from_sequences(self, token_ids_0, token_ids_1=None):
+        return [0] * (len(token_ids_0) + (len(token_ids_1) if token_ids_1 is not None else 0))
+
+    # ------------------------------------------------------------------ decoding
+    def _is_text_id(self, i: int) -> bool:
+        return TEXT_OFFSET <= i < self.vocab_size and i not in self._added_tokens_decoder
+
+    def _decode(
+        self,
+        token_ids: int | list[int],
+        skip_special_tokens: bool = False,
+        clean_up_tokenization_spaces: bool | None = None,
+        **kwargs,
+    ) -> str:
+        """Runs of text ids decode through SentencePiece (exact); other ids render as their strings.
+
+        A text run that follows a reserved token keeps its leading space (``"<bin_3> a dog"``);
+        reserved tokens are not separated by spaces (``"<bin_1><bin_2>"``).
+        """
+        if isinstance(token_ids, int):
+            token_ids = [token_ids]
+        skip = set(self.all_special_ids) if skip_special_tokens else set()
+        parts: list[str] = []
+        run: list[int] = []
+
+        def flush():
+            if run:
+                text = self.sp_model.decode(run)
+                if parts and self.sp_model.id_to_piece(run[0]).startswith(SPIECE_UNDERLINE):
+                    text = " " + text
+                parts.append(text)
+                run.clear()
+
+        for i in token_ids:
+            i = int(i)
+            if i in skip:
+                continue
+            if self._is_text_id(i):
+                run.append(i - TEXT_OFFSET)
+            else:
+                flush()
+                parts.append(self.convert_ids_to_tokens(i))
+        flush()
+        text = "".join(parts)
+        if clean_up_tokenization_spaces if clean_up_tokenization_spaces is not None else self.clean_up_tokenization_spaces:
+            text = self.clean_up_tokenization(text)
+        return text
+
+    def decode_text(self, ids: Iterable[int]) -> str:
+        """Decode the text ids of ``ids`` through SentencePiece; reserved and added ids are dropped."""
+        return self.sp_model.decode([int(i) - TEXT_OFFSET for i in ids if self._is_text_id(int(i))])
+
+    def convert_tokens_to_string(self, tokens: list[str]) -> str:
+        return self._decode([self._convert_token_to_id_with_added_voc(t) for t in tokens])
+
+    # ------------------------------------------------------------------ reserved ranges
+    @staticmethod
+    def bin_id(i: int) -> int:
+        """Id of location bin ``<bin_i>``, ``0 <= i < NUM_BINS``."""
+        if not 0 <= int(i) < NUM_BINS:
+            raise ValueError(f"bin index {i} out of range [0, {NUM_BINS})")
+        return BIN_OFFSET + int(i)
+
+    @staticmethod
+    def code_id(i: int) -> int:
+        """Id of image code ``<code_i>``, ``0 <= i < NUM_CODES``."""
+        if not 0 <= int(i) < NUM_CODES:
+            raise ValueError(f"code index {i} out of range [0, {NUM_CODES})")
+        return CODE_OFFSET + int(i)
+
+    @staticmethod
+    def phone_id(symbol: str) -> int:
+        """Id of a phone: an IPA symbol of ``vocabulary.PHONES`` (``"ə"``) or its token (``"<phone_ə>"``)."""
+        if symbol in _PHONE_TO_ID:
+            return _PHONE_TO_ID[symbol]
+        i = _RESERVED_TO_ID.get(symbol)
+        if i is not None and PHONE_OFFSET <= i < PHONE_OFFSET + NUM_PHONE_SLOTS:
+            return i
+        raise KeyError(f"unknown phone {symbol!r}")
+
+    @staticmethod
+    def is_bin(token_id: int) -> bool:
+        return BIN_OFFSET <= token_id < BIN_OFFSET + NUM_BINS
+
+    @staticmethod
+    def is_code(token_id: int) -> bool:
+        return CODE_OFFSET <= token_id < CODE_OFFSET + NUM_CODES
+
+    @staticmethod
+    def is_phone(token_id: int) -> bool:
+        return PHONE_OFFSET <= token_id < PHONE_OFFSET + NUM_PHONE_SLOTS
+
+    def is_text(self, token_id: int) -> bool:
+        return TEXT_OFFSET <= token_id < self.vocab_size
+
+    # ------------------------------------------------------------------ files
+    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str]:
+        if not os.path.isdir(save_directory):
+            raise NotADirectoryError(save_directory)
+        out = os.path.join(save_directory, (filename_prefix + "-" if filename_prefix else "") + "spiece.model")
+        if not (os.path.isfile(out) and os.path.samefile(out, self.vocab_file)):
+            with open(out, "wb") as f:
+                f.write(self.sp_model.serialized_model_proto())
+        return (out,)
+
+    @classmethod
+    def from_default(cls, **kwargs) -> OFAPlusTokenizer:
+        """The tokenizer shipped in ``ofa_plus/assets/tokenizer`` (see the module docstring)."""
+        if DEFAULT_TOKENIZER_DIR.is_dir():
+            return cls.from_pretrained(str(DEFAULT_TOKENIZER_DIR), **kwargs)
+        from importlib import resources
+
+        with resources.as_file(resources.files("ofa_plus").joinpath("assets", "tokenizer")) as d:
+            return cls.from_pretrained(str(d), **kwargs)
+
+
+# ====================================================================== training
+def train_tokenizer(
+    texts: Iterable[str],
+    output_dir: str | os.PathLike,
+    vocab_size: int = 8000,
+    model_type: str = "unigram",
+    **trainer_kwargs,
+) -> OFAPlusTokenizer:
+    """Train a SentencePiece model in memory on ``texts`` and save a ready tokenizer in ``output_dir``.
+
+    Pieces: ``<unk>`` at SentencePiece id 0 (mapped to ``UNK_ID``), no bos/eos/pad pieces (the
+    reserved range has them), byte fallback (so any text round-trips), digits split, identity
+    normalisation and no whitespace folding (exact round trip). Single-threaded with a fixed seed:
+    the same texts give the same model. ``trainer_kwargs`` override SentencePiece trainer options.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    def sentences() -> Iterator[str]:
+        for t in texts:
+            if t and not t.isspace():
+                yield t
+
+    options = dict(
+        model_type=model_type,
+        vocab_size=vocab_size,
+        unk_id=0,
+        bos_id=-1,
+        eos_id=-1,
+        pad_id=-1,
+        byte_fallback=True,
+        split_digits=True,
+        character_coverage=0.9999,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        add_dummy_prefix=True,
+        hard_vocab_limit=False,
+        input_sentence_size=0,
+        shuffle_input_sentence=False,
+        max_sentence_length=16384,
+        num_threads=1,
+        minloglevel=2,
+    )
+    options.update(trainer_kwargs)
+    spm.set_random_generator_seed(int(options.pop("seed", 0)) or 1)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=sentences(), model_writer=model, **options)
+    (output_dir / VOCAB_FILES_NAMES["vocab_file"]).write_bytes(model.getvalue())
+
+    tokenizer = OFAPlusTokenizer(vocab_file=str(output_dir / VOCAB_FILES_NAMES["vocab_file"]))
+    clashes = [p for p in (tokenizer.sp_model.id_to_piece(k) for k in range(1, tokenizer.num_text_pieces))
+               if p in _RESERVED_TO_ID]
+    if clashes:  # harmless for encoding (ids never go through strings), ambiguous for convert_tokens_to_ids
+        warnings.warn(f"SentencePiece pieces spelled like reserved tokens: {clashes[:10]}")
+    tokenizer.save_pretrained(str(output_dir))
+    return OFAPlusTokenizer.from_pretrained(str(output_dir))
+
+
+# ====================================================================== default corpus
+# Modules never imported: side effects on import (browser, printing, GUI, terminal), platform-only,
+# or huge and uninteresting (the test suite, codecs).
+_SKIP_MODULES = {
+    "antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "test", "tests", "lib2to3",
+    "readline", "curses", "ensurepip", "venv", "msilib", "winreg", "winsound", "msvcrt", "nt",
+    "encodings", "pydoc_data", "xxsubtype", "xxlimited", "site", "sitecustomize", "usercustomize",
+    "__main__", "pip", "distutils",
+}
+_NUMBER_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ORDINALS = (
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth "
+    "fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth hundredth thousandth"
+).split()
+
+
+def _number_words(n: int) -> str:
+    if n < 20:
+        return _NUMBER_WORDS[n]
+    if n < 100:
+        tens, ones = divmod(n, 10)
+        return _TENS[tens - 2] + ("-" + _NUMBER_WORDS[ones] if ones else "")
+    if n < 1000:
+        hundreds, rest = divmod(n, 100)
+        return _NUMBER_WORDS[hundreds] + " hundred" + (" and " + _number_words(rest) if rest else "")
+    thousands, rest = divmod(n, 1000)
+    return _number_words(thousands) + " thousand" + ((" " + _number_words(rest)) if rest else "")
+
+
+def _paragraphs(doc: str) -> Iterator[str]:
+    for para in re.split(r"\n\s*\n", doc):
+        para = " ".join(line.strip() for line in para.splitlines() if line.strip())
+        if len(para) >= 8:
+            yield para
+
+
+def _safe_import(name: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return importlib.import_module(name)
+        except BaseException:  # noqa: BLE001 - ImportError, SystemExit, platform errors...
+            return None
+
+
+def _module_docs(module) -> Iterator[str]:
+    """Docstrings of a module and of the classes/functions (and their methods) it defines."""
+    modname = module.__name__
+    doc = inspect.getdoc(module)
+    if doc:
+        yield doc
+    try:
+        members = sorted(vars(module).items())
+    except TypeError:
+        return
+    for name, obj in members:
+        if name.startswith("_") or getattr(obj, "__module__", None) != modname:
+            continue
+        if inspect.isclass(obj):
+            if obj.__doc__:
+                yield inspect.cleandoc(obj.__doc__)
+            for mname, meth in sorted(vars(obj).items()):
+                if mname.startswith("_"):
+                    continue
+                if isinstance(meth, (staticmethod, classmethod)):
+                    meth = meth.__func__
+                if (inspect.isroutine(meth) or isinstance(meth, property)) and isinstance(
+                    getattr(meth, "__doc__", None), str
+                ):
+                    yield inspect.cleandoc(meth.__doc__)
+        elif inspect.isroutine(obj) and isinstance(obj.__doc__, str):
+            yield inspect.cleandoc(obj.__doc__)
+
+
+def _stdlib_modules(max_depth: int = 3) -> Iterator[Any]:
+    """Importable standard-library modules, sorted, each package followed by its submodules."""
+    import pkgutil
+
+    def walk(name: str, depth: int) -> Iterator[Any]:
+        module = _safe_import(name)
+        if module is None:
+            return
+        yield module
+        path = getattr(module, "__path__", None)
+        if not path or depth >= max_depth:
+            return
+        for info in sorted(pkgutil.iter_modules(path), key=lambda m: m.name):
+            if info.name.startswith("_") or info.name in _SKIP_MODULES or "test" in info.name:
+                continue
+            yield from walk(f"{name}.{info.name}", depth + 1)
+
+    for top in sorted(sys.stdlib_module_names):
+        if not top.startswith("_") and top not in _SKIP_MODULES:
+            yield from walk(top, 1)
+
+
+def _pydoc_topics() -> Iterator[str]:
+    """The language reference pages that ``help('TOPIC')`` shows, shipped with CPython."""
+    module = _safe_import("pydoc_data.topics")
+    topics = getattr(module, "topics", None) or {}
+    for key in sorted(topics):
+        if isinstance(topics[key], str):
+            yield topics[key]
+
+
+def default_corpus() -> Iterator[str]:
+    """Real English text available offline wherever Python runs, in a deterministic order.
+
+    1. docstrings of the standard library (modules and their submodules, plus the classes, functions
+       and methods they define), then the language-reference topics of ``pydoc_data``; one
+       paragraph per item, whitespace folded, deduplicated;
+    2. Unicode characters with their names, lower-cased (``"🐶 dog face"``): emoji, Latin and Greek
+       letters -- object and colour words for captions;
+    3. numbers 0..1000 (and some larger) as digits and as words, and ordinals.
+
+    Importing the modules happens lazily as the iterator advances (``itertools.islice`` it for a sample).
+    """
+    seen: set[str] = set()
+    for module in _stdlib_modules():
+        with warnings.catch_warnings():  # deprecated aliases (typing.re...) warn on attribute access
+            warnings.simplefilter("ignore")
+            docs = list(_module_docs(module))
+        for doc in docs:
+            for para in _paragraphs(doc):
+                if para not in seen:
+                    seen.add(para)
+                    yield para
+    for doc in _pydoc_topics():
+        for para in _paragraphs(doc):
+            if para not in seen:
+                seen.add(para)
+                yield para
+    ranges = [(0x00C0, 0x0180), (0x0391, 0x03CA), (0x2600, 0x27C0), (0x1F300, 0x1FB00)]
+    for lo, hi in ranges:
+        for cp in range(lo, hi):
+            ch = chr(cp)
+            name = unicodedata.name(ch, "")
+            if name:
+                yield f"{ch} {name.lower()}"
+    for n in list(range(1001)) + [1024, 1500, 1900, 1999, 2000, 2024, 10000, 100000, 1000000]:
+        yield f"{n} {_number_words(n)}"
+    yield " ".join(_ORDINALS)
+    yield " ".join(str(d) for d in range(10))
+
+
+# ====================================================================== CLI
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ofa_plus.tokenization_ofa_plus",
+        description="Train the SentencePiece text model of the unified OFA+ tokenizer and save a tokenizer "
+        "directory (spiece.model + tokenizer_config.json) loadable with OFAPlusTokenizer.from_pretrained.",
+    )
+    parser.add_argument("--output", required=True, help="directory to write the tokenizer to")
+    parser.add_argument(
+        "--corpus",
+        nargs="+",
+        action="extend",
+        metavar="FILE",
+        help="UTF-8 text files, one sentence/paragraph per line (default: the built-in default_corpus())",
+    )
+    parser.add_argument("--vocab-size", type=int, default=8000, help="SentencePiece pieces (default 8000)")
+    parser.add_argument("--model-type", default="unigram", choices=["unigram", "bpe"], help="default unigram")
+    args = parser.parse_args(argv)
+
+    if args.corpus:
+        def texts() -> Iterator[str]:
+            for path in args.corpus:
+                with open(path, encoding="utf-8") as f:
+                    for line in f:
+                        line = line.rstrip("\n")
+                        if line.strip():
+                            yield line
+
+        corpus = texts()
+    else:
+        corpus = default_corpus()
+    tok = train_tokenizer(corpus, args.output, vocab_size=args.vocab_size, model_type=args.model_type)
+    print(f"saved {type(tok).__name__} with {tok.num_text_pieces} text pieces (len {len(tok)}) to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
