@@ -235,7 +235,7 @@ class OFAPlusEncoder(nn.Module):
             nn.Embedding(self.num_token_buckets + image_span**2, heads) for _ in range(config.encoder_layers)
         )
         self.relative_bias_padding = nn.Parameter(torch.zeros(1, heads), requires_grad=False)  # between segments
-        rates = torch.linspace(0, config.drop_path_rate, config.encoder_layers).tolist()
+        rates = torch.linspace(0, config.drop_path_rate, config.encoder_layers, device="cpu").tolist()  # meta-safe
         self.layers = nn.ModuleList(OFAPlusEncoderLayer(config, r) for r in rates)
         self.layer_norm = nn.LayerNorm(d)
         self.gradient_checkpointing = False
@@ -260,6 +260,10 @@ class OFAPlusEncoder(nn.Module):
         is_image, segment_id, position = self.segment_layout(input_ids)
         if bool((position[~is_image] >= config.max_positions).any()):
             raise ValueError(f"a text segment is longer than max_positions={config.max_positions}")
+        run_end = is_image & ~F.pad(is_image[:, 1:], (0, 1), value=False)
+        if bool((position[run_end] != config.image_tokens - 1).any()):  # else patches would leak across rows
+            raise ValueError(f"a run of <image> placeholders is not a whole number of images "
+                             f"({config.image_tokens} placeholders each)")
         grid, span = config.image_grid_size, 2 * config.image_bucket_size - 1
         row, col = position // grid, position % grid
         text_pos = self.pos_ln(self.embed_positions(position.clamp(max=config.max_positions - 1)))
@@ -326,7 +330,7 @@ class OFAPlusDecoder(nn.Module):
             nn.Embedding(2 * config.token_bucket_size - 1, config.decoder_attention_heads)
             for _ in range(config.decoder_layers)
         )
-        rates = torch.linspace(0, config.drop_path_rate, config.decoder_layers).tolist()
+        rates = torch.linspace(0, config.drop_path_rate, config.decoder_layers, device="cpu").tolist()  # meta-safe
         self.layers = nn.ModuleList(OFAPlusDecoderLayer(config, i, r) for i, r in enumerate(rates))
         self.layer_norm = nn.LayerNorm(d)
         self.gradient_checkpointing = False
@@ -473,8 +477,10 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
                                          constraints=constraints, **group))
             rows.append(index)
         width = max(o.shape[1] for o in outputs)
-        merged = outputs[0].new_full((len(lengths), width), self.config.pad_token_id)
+        per_row = outputs[0].shape[0] // len(rows[0])  # num_return_sequences: consecutive sequences per row
+        merged = outputs[0].new_full((len(lengths) * per_row, width), self.config.pad_token_id)
         for out, index in zip(outputs, rows):
+            index = (index[:, None] * per_row + torch.arange(per_row, device=index.device)).flatten()
             merged[index, : out.shape[1]] = out
         return merged
 

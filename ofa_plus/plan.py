@@ -137,7 +137,11 @@ def _describe_item(item, indent: str) -> list[str]:
 
 def _slot_plan(slot: Slot, side: str, settings: dict, in_repeat: bool) -> SlotPlan:
     modality = get_modality(slot.modality)
-    merged = {**settings.get(slot.column or "", {}), **slot.attrs}
+    merged = dict(settings.get(slot.column or "", {}))
+    for key, value in slot.attrs.items():
+        if value is True and isinstance(merged.get(key), (tuple, list)):
+            continue  # a bare choices flag (``closed_set``) takes its candidates from the card
+        merged[key] = value
     return SlotPlan(slot, side, modality, merged, in_repeat)
 
 

@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import BatchFeature, ProcessorMixin
 
@@ -105,11 +106,11 @@ class OFAPlusProcessor(ProcessorMixin):
                 return isinstance(value, (list, tuple)) and all(s.modality.is_single(v) for v in value)
             return s.modality.is_single(value)
 
-        if single(known[0]):
-            return [columns]
+        if single(known[0]) or not _is_batch(columns[known[0]]):
+            return [columns]  # a bad single value is reported by its modality, with row and slot
         size = len(columns[known[0]])
         for column, value in columns.items():
-            if not isinstance(value, (list, tuple)) or len(value) != size:
+            if not _is_batch(value) or len(value) != size:
                 raise ValueError(f"column {known[0]!r} holds a batch of {size} values, so every column must be a "
                                  f"list of {size}; column {column!r} is "
                                  f"{type(value).__name__}{f' of {len(value)}' if hasattr(value, '__len__') else ''}")
@@ -155,7 +156,10 @@ class OFAPlusProcessor(ProcessorMixin):
             candidates = closed_set or plan.generator.closed_set
             if not candidates:
                 return DecodingConstraints("free")  # bare closed_set with no candidates: generate freely
-            return DecodingConstraints("closed_set", [self._prompt_ids(c) + [V.EOS_ID] for c in candidates])
+            # tokenise candidates exactly as the target slot's labels are (uncased, max_length, ...)
+            target = plan.templates[0].targets()[0]
+            ctx = SlotContext(self.tokenizer, target.settings, f"{_task(plan)}closed_set of {_slot_text(target)}")
+            return DecodingConstraints("closed_set", [target.modality.encode(c, ctx) + [V.EOS_ID] for c in candidates])
         if closed_set:
             raise ValueError(f"{_task(plan)}closed_set= was given but the target slot has no closed_set attribute")
         return DecodingConstraints("box" if kind == "box" else "free")
@@ -190,7 +194,8 @@ class OFAPlusProcessor(ProcessorMixin):
             scored += seg_scored
         if with_targets:
             full = [V.BOS_ID, *ids, V.EOS_ID]
-            full_scored = [False, *scored, any(scored)]
+            # EOS is a target whenever the template has one, even if the targets are empty (no objects, "")
+            full_scored = [False, *scored, any(scored) or bool(template.targets())]
             labels = [t if s else -100 for t, s in zip(full[1:], full_scored[1:])]
             return {"input_ids": input_ids, "pixels": pixels, "decoder_input_ids": full[:-1], "labels": labels,
                     "info": info}
@@ -347,6 +352,11 @@ def _slot_text(slot: SlotPlan) -> str:
 
 def _task(plan: TaskPlan) -> str:
     return f"task {plan.name!r}, " if plan.name else ""
+
+
+def _is_batch(value) -> bool:
+    """A list of per-row values (a 4-D image array/tensor is a batch of images, too)."""
+    return isinstance(value, (list, tuple)) or (isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim >= 1)
 
 
 def _pad(sequences: list[list[int]], value: int) -> list[list[int]]:

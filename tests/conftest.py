@@ -1,0 +1,82 @@
+"""Shared fixtures: small real models, the default processor, and small real images."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from ofa_plus import OFAPlusConfig, OFAPlusForConditionalGeneration, OFAPlusProcessor
+
+# Tiny models on a small shared CPU: intra-op threads only add synchronisation cost (and stall badly
+# when other processes hold the cores), so tests run single-threaded unless OMP_NUM_THREADS says otherwise.
+if "OMP_NUM_THREADS" not in os.environ:
+    torch.set_num_threads(1)
+
+SMALL = dict(image_size=64, encoder_layers=2, decoder_layers=2)
+
+
+def small_config(**overrides) -> OFAPlusConfig:
+    return OFAPlusConfig.from_preset("tiny", **{**SMALL, **overrides})
+
+
+def small_model(seed: int = 0, **overrides) -> OFAPlusForConditionalGeneration:
+    torch.manual_seed(seed)
+    return OFAPlusForConditionalGeneration(small_config(**overrides)).eval()
+
+
+def shape_image(width: int, height: int, shape: str = "ellipse", color: str = "red",
+                box: tuple[int, int, int, int] | None = None) -> Image.Image:
+    """A white canvas with one filled shape (default: the middle half of the image)."""
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    box = box or (width // 4, height // 4, 3 * width // 4, 3 * height // 4)
+    if shape == "ellipse":
+        draw.ellipse(box, fill=color)
+    elif shape == "rectangle":
+        draw.rectangle(box, fill=color)
+    elif shape == "triangle":
+        x0, y0, x1, y1 = box
+        draw.polygon([(x0, y1), ((x0 + x1) // 2, y0), (x1, y1)], fill=color)
+    else:
+        raise ValueError(shape)
+    return image
+
+
+_DIGITS = None
+
+
+def digit_image(index: int, size: int = 48) -> Image.Image:
+    """A handwritten digit of scikit-learn's digits data set (8x8, 16 grey levels), upscaled."""
+    global _DIGITS
+    if _DIGITS is None:
+        from sklearn.datasets import load_digits
+
+        _DIGITS = load_digits().images
+    array = (255 - _DIGITS[index % len(_DIGITS)] * 255 / 16).astype(np.uint8)
+    return Image.fromarray(array).resize((size, size), Image.NEAREST).convert("RGB")
+
+
+@pytest.fixture(scope="session")
+def config() -> OFAPlusConfig:
+    return small_config()
+
+
+@pytest.fixture(scope="session")
+def model(config) -> OFAPlusForConditionalGeneration:
+    torch.manual_seed(0)
+    return OFAPlusForConditionalGeneration(config).eval()
+
+
+@pytest.fixture(scope="session")
+def processor(config) -> OFAPlusProcessor:
+    return OFAPlusProcessor.for_config(config)
+
+
+@pytest.fixture(scope="session")
+def images() -> list[Image.Image]:
+    return [shape_image(80, 50, "ellipse", "red"), shape_image(40, 90, "rectangle", "blue"),
+            digit_image(3), shape_image(64, 64, "triangle", "green")]
