@@ -81,7 +81,7 @@ def test_tiny_model_learns_three_instructions_together():
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     rng = random.Random(0)
-    steps = 150
+    steps = 240
     for step in range(steps):  # one micro-batch per task per optimiser step, like the reference trainer
         model.train()
         optimizer.zero_grad()
