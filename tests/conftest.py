@@ -56,7 +56,12 @@ def digit_image(index: int, size: int = 48) -> Image.Image:
         from sklearn.datasets import load_digits
 
         _DIGITS = load_digits().images
-    array = (255 - _DIGITS[index % len(_DIGITS)] * 255 / 16).astype(np.uint8)
+    return digit_sprite(_DIGITS[index % len(_DIGITS)], size)
+
+
+def digit_sprite(image: np.ndarray, size: int) -> Image.Image:
+    """An 8x8 digits scan (16 grey levels) as dark ink on white paper, upscaled to size x size."""
+    array = (255 - image * 255 / 16).astype(np.uint8)
     return Image.fromarray(array).resize((size, size), Image.NEAREST).convert("RGB")
 
 

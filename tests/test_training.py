@@ -8,11 +8,11 @@ Unicode character database (``unicodedata``) for a text-to-text task. One model 
 import random
 import unicodedata
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from conftest import digit_sprite
 from ofa_plus import OFAPlusConfig, OFAPlusForConditionalGeneration, OFAPlusProcessor, compile_plan
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
@@ -21,11 +21,6 @@ DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "e
 CAPTION = "[IMAGE:image] what does the image describe? -> [TEXT:caption]"
 GROUNDING = '[IMAGE:image] which region does the text " [TEXT:text] " describe? -> [BOX:region]'
 CHARACTER_NAME = 'what is the name of the character " [TEXT:character] "? -> [TEXT:name,uncased]'
-
-
-def digit_sprite(image: np.ndarray, size: int) -> Image.Image:
-    pixels = (255 - image / 16.0 * 255).astype(np.uint8)  # dark ink on white paper
-    return Image.fromarray(pixels).resize((size, size), Image.NEAREST).convert("RGB")
 
 
 def build_rows(seed: int = 0):
