@@ -92,6 +92,7 @@ class OFAPlusConfig(PreTrainedConfig):
         is_encoder_decoder: bool = True,
         use_cache: bool = True,
         tie_word_embeddings: bool = True,
+        task_cards: list[dict] | None = None,
         **kwargs,
     ):
         if image_backbone not in IMAGE_BACKBONES:
@@ -141,6 +142,7 @@ class OFAPlusConfig(PreTrainedConfig):
         self.vocabulary_layout_version = vocabulary_layout_version
         self.decoder_start_token_id = decoder_start_token_id
         self.use_cache = use_cache
+        self.task_cards = task_cards or []  # the cards a trained model learned (TaskCard.to_dict()), by name
         super().__init__(
             pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id,
             is_encoder_decoder=is_encoder_decoder, tie_word_embeddings=tie_word_embeddings, **kwargs,

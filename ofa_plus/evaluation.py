@@ -1,0 +1,193 @@
+"""Evaluate a trained model on its task cards: generate, score, compare with a trivial baseline.
+
+    accelerate launch evaluation/run.py --model runs/x/final --cards task_cards/default --output results.json
+    python evaluation/run.py ...            # the same, one process
+
+For each card the eval split is cut into length-sorted batches once; processes take whole
+batches in turn, so the outputs (and scores) do not depend on how many processes ran. Writes
+``results.json`` (scores, baselines, the ``model-index`` block of the model card), a markdown
+table next to it, and a few sample predictions per task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from tqdm.auto import tqdm
+
+from .metrics import METRICS, baseline_name, compute_metrics, trivial_baseline
+from .model_card import model_index
+from .modeling_ofa_plus import OFAPlusForConditionalGeneration
+from .multitask import collate
+from .processing_ofa_plus import OFAPlusProcessor
+from .task_card import TaskCard, cards_from_dicts, load_cards
+
+SAMPLES_PER_TASK = 5
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="evaluation/run.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", required=True, help="a trained model folder (save_pretrained) or Hub id")
+    p.add_argument("--cards", nargs="*", help="task card files/folders (default: the cards the model carries)")
+    p.add_argument("--output", required=True, help="results JSON file; .md table and samples are written beside it")
+    p.add_argument("--split", default="test", choices=["test", "validation"])
+    p.add_argument("--limit", type=int, help="evaluate at most this many rows per task")
+    p.add_argument("--num-beams", type=int, help="override every card's beam count")
+    p.add_argument("--batch-size", type=int, help="override every card's eval_batch_size")
+    return p.parse_args(argv)
+
+
+def task_type(card: TaskCard) -> str:
+    """The Hugging Face task name closest to a card's instruction (for the model card)."""
+    plan = card.plan
+    inputs = {s.slot.modality for s in plan.templates[0].slots("encoder")}
+    kind = plan.generator.kind
+    if kind == "box":
+        return "object-detection"
+    if "IMAGE" in inputs:
+        if "TEXT" in inputs and kind == "closed_set":
+            return "visual-question-answering"
+        return "image-classification" if kind == "closed_set" else "image-to-text"
+    if "STRUCT" in inputs:
+        return "table-question-answering"
+    if kind == "closed_set":
+        return "text-classification"
+    return "summarization" if "summar" in card.name else "text2text-generation"
+
+
+def eval_rows(card: TaskCard, split: str, limit: int | None) -> tuple[datasets.Dataset, list[dict]]:
+    dataset = card.load_split(split)
+    if limit:
+        dataset = dataset.select(range(min(limit, len(dataset))))
+    return dataset, [card.to_row(example) for example in dataset]
+
+
+def _length(row: dict) -> int:
+    return sum(len(v) for v in row.values() if isinstance(v, str))
+
+
+@torch.no_grad()
+def predict(model, processor: OFAPlusProcessor, card: TaskCard, rows: list[dict], accelerator: Accelerator,
+            batch_size: int, num_beams: int | None = None, progress: tqdm | None = None) -> list[Any]:
+    """One prediction per row (None where the row could not be read), identical for any process count."""
+    order = sorted(range(len(rows)), key=lambda i: (_length(rows[i]), i))
+    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    generator = card.plan.generator
+    mine: list[tuple[int, Any]] = []
+    for batch_indices in batches[accelerator.process_index::accelerator.num_processes]:
+        # inference inputs: the target columns are left out so the decoder gets only its prompt
+        chunk = [{k: v for k, v in rows[i].items() if k not in card.plan.columns("decoder") or _is_prompt(card, k)}
+                 for i in batch_indices]
+        batch, skipped = collate(processor, card, chunk, batch_indices, training=False, rng=None)
+        bad = {s.index for s in skipped}
+        good = [i for i in batch_indices if i not in bad]
+        if batch is not None:
+            tensors = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            generated = model.generate(**tensors, num_beams=num_beams or generator.num_beams,
+                                       max_new_tokens=generator.max_new_tokens)
+            mine += list(zip(good, processor.postprocess(generated, batch)))
+        mine += [(i, None) for i in bad]
+        if progress is not None:
+            progress.update(len(batch_indices) * accelerator.num_processes)
+    predictions = dict(gather_object(mine))
+    return [predictions[i] for i in range(len(rows))]
+
+
+def _is_prompt(card: TaskCard, column: str) -> bool:
+    """A decoder-side ``no_loss`` column is an input (the decoder prompt), not a target."""
+    return all(not s.scored for t in card.plan.templates for s in t.slots("decoder") if s.column == column)
+
+
+def evaluate_card(model, processor, card: TaskCard, accelerator: Accelerator, split: str = "test",
+                  limit: int | None = None, num_beams: int | None = None, batch_size: int | None = None,
+                  progress: tqdm | None = None) -> dict:
+    dataset, rows = eval_rows(card, split, limit)
+    predictions = predict(model, processor, card, rows, accelerator, batch_size or card.training.eval_batch_size,
+                          num_beams, progress)
+    references = [row["references"] for row in rows]
+    needed = sorted({c for m in card.metrics for c in METRICS[m].needs_columns})
+    extra = dataset.select_columns(needed).to_list() if needed else None
+    scores = compute_metrics(card.metrics, predictions, references, extra)
+
+    train = card.load_split("train")
+    target = card.columns[card.target_column]
+    train_targets = [target.apply(v) for v in train[target.column]]
+    baseline = compute_metrics(card.metrics, trivial_baseline(train_targets, len(rows)), references, extra)
+    targets = {s.column for t in card.plan.templates for s in t.targets()} | {"references"}
+    samples = [{"inputs": {k: v for k, v in row.items() if isinstance(v, (str, int, float)) and k not in targets},
+                "prediction": _plain(p), "reference": _plain(row["references"])}
+               for row, p in zip(rows[:SAMPLES_PER_TASK], predictions)]
+    return {"task": card.name, "rows": len(rows), "scores": scores, "baseline": baseline,
+            "baseline_kind": baseline_name(train_targets), "failed": sum(p is None for p in predictions),
+            "samples": samples, "task_type": task_type(card), "split": card.split_name(split),
+            "dataset": str(card.dataset["path"])}
+
+
+def _plain(value):
+    """JSON-ready: tuples (boxes) become lists, floats are rounded for reading."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return round(value, 2) if isinstance(value, float) else value
+
+
+def results_table(entries: list[dict]) -> str:
+    lines = ["| task | metric | score | trivial baseline | rows |", "|---|---|---:|---:|---:|"]
+    for e in entries:
+        for k, (metric, value) in enumerate(e["scores"].items()):
+            arrow = "" if METRICS[metric].higher_is_better else " ↓"
+            lines.append(f"| {e['task'] if k == 0 else ''} | {metric}{arrow} | {value:.1f} | "
+                         f"{e['baseline'][metric]:.1f} ({e['baseline_kind']}) | {e['rows'] if k == 0 else ''} |")
+    return "\n".join(lines)
+
+
+def model_index_entries(entries: list[dict]) -> list[dict]:
+    return [{"task": e["task"], "task_type": e["task_type"], "dataset_name": f"{e['task']} ({e['dataset']})",
+             "dataset_type": e["dataset"], "split": e["split"], "metric": metric, "value": round(value, 2),
+             "baseline": round(e["baseline"][metric], 2), "baseline_kind": e["baseline_kind"]}
+            for e in entries for metric, value in e["scores"].items()]
+
+
+def main(argv=None) -> list[dict]:
+    args = parse_args(argv)
+    accelerator = Accelerator()
+    model = OFAPlusForConditionalGeneration.from_pretrained(args.model).to(accelerator.device).eval()
+    processor = OFAPlusProcessor.from_pretrained(args.model)
+    cards = load_cards(args.cards) if args.cards else cards_from_dicts(model.config.task_cards)
+    if not cards:
+        raise SystemExit(f"{args.model} carries no task cards; pass --cards")
+    started = time.time()
+    entries = []
+    for card in cards:
+        total = len(card.load_split(args.split))
+        total = min(total, args.limit) if args.limit else total
+        with tqdm(total=total, desc=f"evaluating {card.name}", unit="row", disable=not accelerator.is_main_process,
+                  dynamic_ncols=True) as progress:
+            entries.append(evaluate_card(model, processor, card, accelerator, args.split, args.limit, args.num_beams,
+                                         args.batch_size, progress))
+    if accelerator.is_main_process:
+        output = Path(args.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        name = Path(args.model).name if Path(args.model).exists() else args.model
+        index = model_index(model_index_entries(entries), name)
+        output.write_text(json.dumps({"model": str(args.model), "split": args.split, "results": entries,
+                                      "model_index": index}, indent=1, default=str))
+        table = results_table(entries)
+        output.with_suffix(".md").write_text(table + "\n")
+        print(table)
+        print(f"evaluated {len(cards)} tasks in {time.time() - started:.0f} s; results in {output}")
+    accelerator.wait_for_everyone()
+    return entries
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

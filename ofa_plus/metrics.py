@@ -1,0 +1,581 @@
+"""Evaluation metrics that run offline, and the trivial baselines they are compared against.
+
+`METRICS` maps a metric name (as task cards write it) to a `Metric`; `compute_metrics` scores a
+list of predictions against their references with several of them at once:
+
+    compute_metrics(["vqa_accuracy"], ["two"], [["2", "2", "two", "3"]])   # {"vqa_accuracy": 66.66...}
+
+Conventions shared by every metric:
+
+- Scores are percentages (0-100); CIDEr is reported x100 as is customary (CIDEr 1.2 -> 120.0).
+- A reference is one value or a list of acceptable values. A string, a number or a box (a
+  sequence of four numbers) is one value; any other list or tuple is a list of values.
+- A prediction of None (a failed or empty generation) is scored as wrong; it never raises.
+- Metrics that read other dataset columns (`Metric.needs_columns`, e.g. the sqlite file of a
+  text-to-SQL question) get them from `rows`, one mapping per prediction. Pass only those columns
+  (`dataset.select_columns(metric.needs_columns)`): a full row would decode images for nothing.
+
+Heavy scorers (pycocoevalcap, rouge-score) are imported when a metric first runs, so importing
+this module (which the task card loader does to check metric names) stays cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+import statistics
+import time
+import unicodedata
+import urllib.parse
+from collections import Counter
+from dataclasses import dataclass
+from numbers import Real
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+__all__ = [
+    "METRICS", "Metric", "SQL_TIMEOUT_S", "baseline_name", "box_iou", "caption_tokens", "compute_metrics",
+    "normalize_text", "normalize_vqa_answer", "parse_sudoku", "trivial_baseline",
+]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: `compute(predictions, references, rows) -> score` plus what the evaluator needs to know."""
+
+    name: str
+    compute: Callable[[list, list, "list[dict] | None"], float]
+    higher_is_better: bool = True
+    needs_columns: tuple[str, ...] = ()   # dataset columns the metric reads from `rows`
+    description: str = ""
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared helpers
+# --------------------------------------------------------------------------------------------------
+
+def _is_number(value: Any) -> bool:
+    # bool is a Real too, but True is never a coordinate
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _to_python(value: Any) -> Any:
+    """numpy arrays / scalars -> plain lists / numbers, so the checks below need not know numpy."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return value.tolist()
+    return value
+
+
+def _is_box(value: Any) -> bool:
+    value = _to_python(value)
+    return isinstance(value, (list, tuple)) and len(value) == 4 and all(_is_number(v) for v in value)
+
+
+def _reference_list(reference: Any) -> list:
+    """One reference or a list of acceptable references -> a list of references."""
+    reference = _to_python(reference)
+    if reference is None:
+        return []
+    if isinstance(reference, (list, tuple)) and not _is_box(reference):
+        return list(reference)
+    return [reference]
+
+
+def _mean(values: list[float]) -> float:
+    return 100.0 * sum(values) / len(values) if values else 0.0
+
+
+def _column(rows: Sequence[dict] | None, index: int, column: str) -> Any:
+    """The value of `column` in row `index`, or None when there are no rows or the row lacks it."""
+    if rows is None:
+        return None
+    row = rows[index]
+    return row.get(column) if hasattr(row, "get") else None
+
+
+def normalize_text(value: Any) -> str:
+    """Light normalisation for label accuracy: strip, lower-case, collapse whitespace."""
+    if value is None:
+        return ""
+    return " ".join(str(_to_python(value)).lower().split())
+
+
+_SPACE_AROUND_PUNCT = re.compile(r"\s*([^\w\s])\s*")
+
+
+def _normalize_free_text(value: Any) -> str:
+    """Whitespace/case normalisation for free text such as SQL.
+
+    Beyond `normalize_text`, spaces next to punctuation are dropped ("count ( * )" == "count(*)",
+    tokenizers often space out punctuation) and a trailing ";" is ignored.
+    """
+    text = _SPACE_AROUND_PUNCT.sub(r"\1", normalize_text(value))
+    return text.rstrip(";").strip()
+
+
+# --------------------------------------------------------------------------------------------------
+# accuracy, exact_match
+# --------------------------------------------------------------------------------------------------
+
+def _match_any(predictions: list, references: list, normalize: Callable[[Any], str]) -> float:
+    scores = []
+    for prediction, reference in zip(predictions, references):
+        if prediction is None:
+            scores.append(0.0)
+            continue
+        guess = normalize(prediction)
+        scores.append(float(any(guess == normalize(ref) for ref in _reference_list(reference))))
+    return _mean(scores)
+
+
+def _accuracy(predictions: list, references: list, rows=None) -> float:
+    return _match_any(predictions, references, normalize_text)
+
+
+def _exact_match(predictions: list, references: list, rows=None) -> float:
+    return _match_any(predictions, references, _normalize_free_text)
+
+
+# --------------------------------------------------------------------------------------------------
+# vqa_accuracy
+# --------------------------------------------------------------------------------------------------
+
+# The VQA evaluation's answer normalisation (Antol et al. 2015; the VQA v2 evaluation script):
+# punctuation is removed or turned into a space, number words become digits, articles are
+# dropped and contractions written without an apostrophe get one back.
+_VQA_PUNCTUATION = ";/[]\"{}()=+\\_->@`,?!<"
+_VQA_COMMA_BETWEEN_DIGITS = re.compile(r"\d,\d")
+_VQA_PERIOD = re.compile(r"\.(?!\d)")   # a period not followed by a digit (keeps "1.5")
+_VQA_NUMBERS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+                "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+_VQA_ARTICLES = {"a", "an", "the"}
+# word without its apostrophe -> the contraction (the official table's "Im", "Ive", ... are
+# capitalised and so never match a lower-cased word; they are left out here for the same effect)
+_VQA_CONTRACTIONS = {c.replace("'", ""): c for c in (
+    "ain't aren't can't could've couldn't couldn't've didn't doesn't don't hadn't hadn't've hasn't "
+    "haven't he'd he'd've he's how'd how'll how's isn't it'd it'd've it'll let's "
+    "ma'am mightn't mightn't've might've mustn't must've needn't not've o'clock oughtn't 'ow's'at "
+    "shan't she'd've she's should've shouldn't shouldn't've somebody'd somebody'd've somebody'll "
+    "somebody's someone'd someone'd've someone'll someone's something'd something'd've something'll "
+    "that's there'd there'd've there're there's they'd they'd've they'll they're they've 'twas wasn't "
+    "we'd've we've weren't what'll what're what's what've when's where'd where's where've who'd "
+    "who'd've who'll who's who've why'll why're why's won't would've wouldn't wouldn't've y'all "
+    "y'all'll y'all'd've you'd you'd've you'll you're you've"
+).split()}
+
+
+def normalize_vqa_answer(answer: Any) -> str:
+    """The standard VQA answer normalisation ("Two dogs." -> "2 dogs", "the cat" -> "cat")."""
+    text = " ".join(str(answer).replace("\n", " ").replace("\t", " ").split())
+    # Punctuation next to a space, or anywhere in an answer with a digit-comma-digit ("1,000"),
+    # is deleted; otherwise it separates words ("black/white" -> "black white").
+    delete = _VQA_COMMA_BETWEEN_DIGITS.search(text) is not None
+    for mark in _VQA_PUNCTUATION:
+        if delete or mark + " " in text or " " + mark in text:
+            text = text.replace(mark, "")
+        else:
+            text = text.replace(mark, " ")
+    text = _VQA_PERIOD.sub("", text)
+    words = []
+    for word in text.lower().split():
+        word = _VQA_NUMBERS.get(word, word)
+        if word in _VQA_ARTICLES:
+            continue
+        words.append(_VQA_CONTRACTIONS.get(word, word))
+    return " ".join(words)
+
+
+def _vqa_score(prediction: Any, references: list) -> float:
+    """VQA accuracy of one answer: min(#annotators who gave it / 3, 1).
+
+    With n >= 2 references this is the official leave-one-out form: the mean, over the n ways of
+    leaving one annotator out, of min(#matches among the other n - 1 / 3, 1). (With 10 annotators
+    and 2 matches: 2 subsets see 1 match (1/3), 8 see 2 (2/3) -> 0.6.) Note this caps an answer
+    that all of only 2 or 3 annotators gave at 1/3 or 2/3.
+    A single reference counts as a unanimous annotation (as if every annotator gave it), so the
+    score is then exact match after normalisation rather than a meaningless 1/3.
+    """
+    if prediction is None or not references:
+        return 0.0
+    guess = normalize_vqa_answer(prediction)
+    answers = [normalize_vqa_answer(ref) for ref in references]
+    if len(answers) == 1:
+        return float(guess == answers[0])
+    matches = sum(answer == guess for answer in answers)
+    # leaving out a matching annotator leaves matches - 1 matches, any other leaves all of them
+    per_subset = [min((matches - (answer == guess)) / 3.0, 1.0) for answer in answers]
+    return sum(per_subset) / len(per_subset)
+
+
+def _vqa_accuracy(predictions: list, references: list, rows=None) -> float:
+    return _mean([_vqa_score(p, _reference_list(r)) for p, r in zip(predictions, references)])
+
+
+# --------------------------------------------------------------------------------------------------
+# Captioning / generation: cider, bleu4, rouge_l
+# --------------------------------------------------------------------------------------------------
+
+_NOT_WORD = re.compile(r"[^\w\s]|_")
+
+
+def caption_tokens(text: Any) -> list[str]:
+    """Tokens for caption metrics: lower-cased, punctuation (Unicode-aware) replaced by spaces.
+
+    Stands in for the COCO evaluation's Java PTB tokenizer, which cannot run here.
+    """
+    if text is None:
+        return []
+    text = unicodedata.normalize("NFKC", str(text)).lower()
+    return _NOT_WORD.sub(" ", text).split()
+
+
+def _tokenized_corpus(predictions: list, references: list) -> tuple[dict, dict]:
+    """pycocoevalcap's input: {id: [tokenized candidate]} and {id: [tokenized references]}."""
+    candidates, gold = {}, {}
+    for i, (prediction, reference) in enumerate(zip(predictions, references)):
+        candidates[i] = [" ".join(caption_tokens(prediction))]
+        # pycocoevalcap needs at least one reference; an empty one matches nothing
+        gold[i] = [" ".join(caption_tokens(ref)) for ref in _reference_list(reference)] or [""]
+    return candidates, gold
+
+
+def _cider(predictions: list, references: list, rows=None) -> float:
+    """CIDEr-D (pycocoevalcap), x100.
+
+    The n-gram IDF comes from the references of the evaluated corpus itself, so scores depend on
+    which examples are evaluated together, and a corpus of one image always scores 0 (log 1 = 0).
+    """
+    from pycocoevalcap.cider.cider import Cider
+
+    candidates, gold = _tokenized_corpus(predictions, references)
+    if not candidates or not any(ref for refs in gold.values() for ref in refs):
+        return 0.0   # no reference n-gram at all: the scorer would divide by nothing
+    score, _ = Cider().compute_score(gold, candidates)
+    return 100.0 * float(score)
+
+
+def _bleu4(predictions: list, references: list, rows=None) -> float:
+    """Corpus BLEU-4 as in the COCO caption evaluation (pycocoevalcap, closest reference length)."""
+    from pycocoevalcap.bleu.bleu import Bleu
+
+    candidates, gold = _tokenized_corpus(predictions, references)
+    if not candidates:
+        return 0.0
+    scores, _ = Bleu(4).compute_score(gold, candidates, verbose=0)
+    return 100.0 * float(scores[3])
+
+
+class _CaptionTokenizer:
+    """rouge-score tokenizer interface around `caption_tokens` (its default one drops non-ASCII words)."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return caption_tokens(text)
+
+
+def _rouge_l(predictions: list, references: list, rows=None) -> float:
+    """ROUGE-L F-measure (rouge-score), best reference per prediction, averaged.
+
+    Plain "rougeL" scores the whole text as one sequence, so rouge-score's sentence splitter
+    (which needs nltk data) is never used.
+    """
+    from rouge_score.rouge_scorer import RougeScorer
+
+    scorer = RougeScorer(["rougeL"], tokenizer=_CaptionTokenizer())
+    scores = []
+    for prediction, reference in zip(predictions, references):
+        refs = [str(ref) for ref in _reference_list(reference)]
+        if prediction is None or not refs:
+            scores.append(0.0)
+            continue
+        scores.append(max(scorer.score(ref, str(prediction))["rougeL"].fmeasure for ref in refs))
+    return _mean(scores)
+
+
+# --------------------------------------------------------------------------------------------------
+# Boxes: iou_acc
+# --------------------------------------------------------------------------------------------------
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes; 0 when the union is empty."""
+    ax0, ay0, ax1, ay1 = (float(v) for v in a)
+    bx0, by0, bx1, by1 = (float(v) for v in b)
+    inter = max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
+    area_a = max(0.0, ax1 - ax0) * max(0.0, ay1 - ay0)
+    area_b = max(0.0, bx1 - bx0) * max(0.0, by1 - by0)
+    union = area_a + area_b - inter
+    return inter / union if union > 0 else 0.0
+
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
+
+
+def _as_box(value: Any) -> tuple[float, ...] | None:
+    """A box from a 4-sequence of numbers or a string holding four numbers; None if it is neither."""
+    value = _to_python(value)
+    if isinstance(value, str):
+        numbers = _NUMBER.findall(value)
+        value = [float(n) for n in numbers] if len(numbers) == 4 else None
+    if not _is_box(value):
+        return None
+    box = tuple(float(v) for v in value)
+    return box if all(math.isfinite(v) for v in box) else None
+
+
+IOU_THRESHOLD = 0.5
+
+
+def _iou_acc(predictions: list, references: list, rows=None) -> float:
+    """Acc@0.5: share of predicted boxes with IoU >= 0.5 against (any) reference box.
+
+    ">=" is the RefCOCO convention; a 1e-9 tolerance keeps an exact 0.5 from being lost to
+    floating-point rounding.
+    """
+    scores = []
+    for prediction, reference in zip(predictions, references):
+        box = _as_box(prediction)
+        refs = [b for b in (_as_box(r) for r in _reference_list(reference)) if b is not None]
+        hit = box is not None and any(box_iou(box, ref) >= IOU_THRESHOLD - 1e-9 for ref in refs)
+        scores.append(float(hit))
+    return _mean(scores)
+
+
+# --------------------------------------------------------------------------------------------------
+# Text-to-SQL: sql_execution_match
+# --------------------------------------------------------------------------------------------------
+
+SQL_TIMEOUT_S = 1.0            # a predicted query running longer than this is aborted (and wrong)
+SQL_GOLD_TIMEOUT_S = 10.0      # gold queries are trusted, but still bounded
+_ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
+
+
+class _ReadOnlyDatabase:
+    """A read-only sqlite connection that aborts queries running past their deadline."""
+
+    def __init__(self, path: str):
+        uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
+        try:
+            self.connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        except sqlite3.Error as error:
+            raise ValueError(f"sql_execution_match: cannot open database {path!r}: {error}") from error
+        self.deadline = math.inf
+        # sqlite calls this every 1000 VM instructions; a true return interrupts the query
+        self.connection.set_progress_handler(lambda: time.monotonic() > self.deadline, 1000)
+        # mode=ro protects this file; ATTACH could still create or write another one
+        self.connection.set_authorizer(
+            lambda action, *args: sqlite3.SQLITE_DENY
+            if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH) else sqlite3.SQLITE_OK)
+
+    def run(self, sql: str, timeout: float) -> list[tuple]:
+        self.deadline = time.monotonic() + timeout
+        try:
+            return self.connection.execute(sql).fetchall()
+        finally:
+            self.deadline = math.inf
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _comparable(result: list[tuple], ordered: bool) -> list | Counter:
+    # rounding floats: AVG(x) and SUM(x) / COUNT(x) may differ in the last bits
+    rows = [tuple(round(v, 6) if isinstance(v, float) else v for v in row) for row in result]
+    return rows if ordered else Counter(rows)
+
+
+def _sql_execution_match(predictions: list, references: list, rows=None) -> float:
+    """Share of predicted queries whose result equals the gold query's on the row's database.
+
+    Results are compared as multisets of rows (order-insensitive) unless the gold query has an
+    ORDER BY; column order matters. A prediction that fails (syntax error, write attempt, more than
+    one statement, running past SQL_TIMEOUT_S) is wrong; a gold query that fails raises ValueError.
+    """
+    if rows is None:
+        raise ValueError("sql_execution_match needs rows with a 'db_path' column")
+    databases: dict[str, _ReadOnlyDatabase] = {}   # one connection per database file
+    gold_results: dict[tuple[str, str], list] = {}
+    scores = []
+    try:
+        for i, (prediction, reference) in enumerate(zip(predictions, references)):
+            path = _column(rows, i, "db_path")
+            if path is None:
+                raise ValueError(f"sql_execution_match: row {i} has no 'db_path'")
+            path = str(path)
+            if path not in databases:
+                databases[path] = _ReadOnlyDatabase(path)
+            database = databases[path]
+            gold_sql = _reference_list(reference)
+            if not gold_sql:
+                raise ValueError(f"sql_execution_match: row {i} has no gold query")
+            gold_sql = str(gold_sql[0])
+            if (path, gold_sql) not in gold_results:
+                try:
+                    gold_results[path, gold_sql] = database.run(gold_sql, SQL_GOLD_TIMEOUT_S)
+                except sqlite3.Error as error:
+                    raise ValueError(f"sql_execution_match: gold query of row {i} fails on {path!r}: "
+                                     f"{error}\n  {gold_sql}") from error
+            if prediction is None or not str(prediction).strip():
+                scores.append(0.0)
+                continue
+            try:
+                predicted = database.run(str(prediction), SQL_TIMEOUT_S)
+            except (sqlite3.Error, sqlite3.Warning, OverflowError, ValueError):
+                scores.append(0.0)   # invalid SQL, a write, several statements, a timeout: wrong
+                continue
+            ordered = _ORDER_BY.search(gold_sql) is not None
+            gold = gold_results[path, gold_sql]
+            scores.append(float(_comparable(predicted, ordered) == _comparable(gold, ordered)))
+    finally:
+        for database in databases.values():
+            database.close()
+    return _mean(scores)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sudoku: sudoku_solved
+# --------------------------------------------------------------------------------------------------
+
+def parse_sudoku(grid: Any) -> list[list[int]] | None:
+    """"d : d : d : d | d : ..." (rows split by "|", cells by ":", 0 = blank) or nested lists -> rows.
+
+    Returns None unless it is a square 4x4 or 9x9 grid of digits 0..n.
+    """
+    grid = _to_python(grid)
+    try:
+        if isinstance(grid, str):
+            cells = [[int(cell) for cell in row.split(":")] for row in grid.strip().split("|")]
+        elif isinstance(grid, (list, tuple)):
+            cells = [[int(cell) for cell in row] for row in grid]
+        else:
+            return None
+    except (TypeError, ValueError):
+        return None
+    size = len(cells)
+    if size not in (4, 9) or any(len(row) != size for row in cells):
+        return None
+    if any(not 0 <= cell <= size for row in cells for cell in row):
+        return None
+    return cells
+
+
+def _is_solved_grid(cells: list[list[int]]) -> bool:
+    """Every row, column and box holds each of 1..n exactly once."""
+    size = len(cells)
+    box = math.isqrt(size)
+    digits = set(range(1, size + 1))
+    groups = [row for row in cells]
+    groups += [[cells[r][c] for r in range(size)] for c in range(size)]
+    groups += [[cells[r][c] for r in range(top, top + box) for c in range(left, left + box)]
+               for top in range(0, size, box) for left in range(0, size, box)]
+    return all(len(group) == size and set(group) == digits for group in groups)
+
+
+def _sudoku_solved(predictions: list, references: list, rows=None) -> float:
+    """Share of predicted grids that are complete valid sudokus keeping the puzzle's given cells.
+
+    The givens come from the row's "puzzle" column; without one, the reference stands in (a
+    reference solution must then be matched exactly, a reference puzzle only in its givens).
+    """
+    scores = []
+    for i, (prediction, reference) in enumerate(zip(predictions, references)):
+        cells = parse_sudoku(prediction) if prediction is not None else None
+        givens_source = _column(rows, i, "puzzle")
+        if givens_source is None:
+            refs = _reference_list(reference)
+            givens_source = refs[0] if refs else None
+        givens = parse_sudoku(givens_source) if givens_source is not None else None
+        solved = (cells is not None and givens is not None and len(givens) == len(cells)
+                  and _is_solved_grid(cells)
+                  and all(g in (0, c) for grow, crow in zip(givens, cells) for g, c in zip(grow, crow)))
+        scores.append(float(solved))
+    return _mean(scores)
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------------
+
+METRICS: dict[str, Metric] = {metric.name: metric for metric in (
+    Metric("accuracy", _accuracy,
+           description="prediction equals a reference after strip / lower-case / whitespace collapse (%)"),
+    Metric("exact_match", _exact_match,
+           description="free-text exact match after case and whitespace normalisation (%)"),
+    Metric("vqa_accuracy", _vqa_accuracy,
+           description="VQA accuracy: min(#annotators agreeing / 3, 1), leave-one-out averaged (%)"),
+    Metric("cider", _cider, description="CIDEr-D (pycocoevalcap) x100, IDF over the evaluated corpus"),
+    Metric("bleu4", _bleu4, description="corpus BLEU-4 (pycocoevalcap) (%)"),
+    Metric("rouge_l", _rouge_l, description="ROUGE-L F-measure, best reference (%)"),
+    Metric("iou_acc", _iou_acc, description="Acc@0.5: predicted boxes with IoU >= 0.5 (%)"),
+    Metric("sql_execution_match", _sql_execution_match, needs_columns=("db_path",),
+           description="predicted SQL returns the gold query's result on the row's sqlite file (%)"),
+    Metric("sudoku_solved", _sudoku_solved, needs_columns=("puzzle",),
+           description="complete valid sudoku that keeps the puzzle's given cells (%)"),
+)}
+
+
+def compute_metrics(names: Sequence[str], predictions: Sequence, references: Sequence,
+                    rows: Sequence[dict] | None = None) -> dict[str, float]:
+    """Scores of `predictions` against `references` for each metric in `names` ({name: score})."""
+    if isinstance(names, str):
+        names = [names]
+    unknown = [name for name in names if name not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(map(repr, unknown))}; "
+                         f"known metrics: {', '.join(sorted(METRICS))}")
+    predictions, references = list(predictions), list(references)
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
+    if rows is not None and len(rows) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions but {len(rows)} rows")
+    if not predictions:
+        raise ValueError("no predictions to score")
+    return {name: float(METRICS[name].compute(predictions, references, rows)) for name in names}
+
+
+# --------------------------------------------------------------------------------------------------
+# Trivial baselines
+# --------------------------------------------------------------------------------------------------
+
+def _hashable(value: Any) -> Any:
+    """A hashable stand-in for counting: lists -> tuples, dicts -> sorted item tuples, recursively."""
+    value = _to_python(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _hashable(v)) for k, v in value.items()))
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def _all_boxes(targets: list) -> bool:
+    return bool(targets) and all(_is_box(t) for t in targets)
+
+
+def trivial_baseline(train_targets: Sequence, count: int) -> list:
+    """`count` copies of the trivial prediction learned from the training targets.
+
+    That is the most frequent target (ties go to the one seen first), or, when every target is a
+    box (four numbers), the coordinate-wise median box. Targets should have the form predictions
+    take (one answer each, not a list of references).
+    """
+    targets = list(train_targets)
+    if not targets:
+        raise ValueError("trivial_baseline needs at least one training target")
+    if _all_boxes(targets):
+        boxes = [_to_python(t) for t in targets]
+        guess: Any = tuple(float(statistics.median(b[k] for b in boxes)) for k in range(4))
+    else:
+        keys = [_hashable(t) for t in targets]
+        counts = Counter(keys)
+        best = max(counts.values())
+        # Counter keeps first-seen order, so the first key reaching `best` is the first seen
+        guess = targets[keys.index(next(key for key, n in counts.items() if n == best))]
+    return [guess for _ in range(count)]
+
+
+def baseline_name(train_targets: Sequence) -> str:
+    """How `trivial_baseline` predicts for these targets, for reports."""
+    return "median box" if _all_boxes(list(train_targets)) else "most frequent answer"

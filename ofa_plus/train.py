@@ -1,0 +1,326 @@
+"""Multi-task training with Accelerate.
+
+    accelerate launch -m ofa_plus.train --cards task_cards/default --preset tiny --output runs/x
+    python -m ofa_plus.train ...            # the same, one process
+
+Each optimiser step accumulates gradients over ``--tasks-per-step`` single-task micro-batches,
+their tasks drawn by card weight (``--temperature`` flattens or sharpens the mix). Every
+micro-batch's loss is the mean over its own target tokens, times its card's ``loss_weight``, so
+a task with long targets does not outweigh one with short ones. AdamW with warm-up and decay,
+gradient clipping, optional mixed precision; checkpoints with ``Accelerator.save_state``. All
+data order and randomness derive from (seed, step), so ``--resume`` after a kill continues the
+exact run. The same script runs one CPU process or N GPUs / nodes (DDP, FSDP, DeepSpeed) under
+``accelerate launch``. Writes ``log.jsonl``, ``loss_curves/<task>.png``, ``skipped_rows.json`` and
+the final model (with its task cards) to ``<output>/final``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, gather_object
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from .configuration_ofa_plus import PRESETS, OFAPlusConfig
+from .modeling_ofa_plus import OFAPlusForConditionalGeneration
+from .multitask import TaskStream, collate, step_tasks, task_probabilities
+from .processing_ofa_plus import OFAPlusProcessor
+from .task_card import TaskCard, load_cards
+
+CHECKPOINT_PATTERN = re.compile(r"step_(\d+)$")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="ofa_plus.train", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--cards", nargs="+", required=True, help="task card files and/or folders")
+    p.add_argument("--output", required=True, help="run folder (checkpoints, logs, final model)")
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="model size for a new model")
+    p.add_argument("--init", help="start from this trained model folder instead of a new preset model")
+    p.add_argument("--image-size", type=int, help="override the preset's image size (pixels)")
+    p.add_argument("--dropout", type=float, help="override the preset's dropout")
+    p.add_argument("--max-steps", type=int, default=1000, help="optimiser steps")
+    p.add_argument("--tasks-per-step", type=int, help="micro-batches per optimiser step (default: number of cards)")
+    p.add_argument("--temperature", type=float, default=1.0, help="task sampling ∝ weight ** (1 / T)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--warmup-steps", type=int, help="default: 5%% of --max-steps")
+    p.add_argument("--schedule", default="cosine", choices=["linear", "cosine", "constant_with_warmup"])
+    p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clipping (0: off)")
+    p.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
+    p.add_argument("--no-bucketing", action="store_true", help="batch rows in random order, not by length")
+    p.add_argument("--eval-every", type=int, default=0, help="validation loss every N steps (0: at the end only)")
+    p.add_argument("--eval-rows", type=int, default=64, help="validation rows per task for the validation loss")
+    p.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps (0: at the end only)")
+    p.add_argument("--keep-checkpoints", type=int, default=2, help="how many recent checkpoints to keep")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output")
+    p.add_argument("--limit-rows", type=int, help="use at most this many training rows per task (quick runs)")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+class TrainState:
+    """What Accelerate's save_state does not know: the step reached and the rows skipped so far."""
+
+    def __init__(self):
+        self.step = 0
+        self.skipped: list[dict] = []
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "skipped": self.skipped}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.skipped = int(state["step"]), list(state["skipped"])
+
+
+def build_model(args, cards: list[TaskCard]) -> tuple[OFAPlusForConditionalGeneration, OFAPlusProcessor]:
+    if args.init:
+        model = OFAPlusForConditionalGeneration.from_pretrained(args.init)
+        processor = OFAPlusProcessor.from_pretrained(args.init)
+    else:
+        overrides = {k: v for k, v in (("image_size", args.image_size), ("dropout", args.dropout)) if v is not None}
+        config = OFAPlusConfig.from_preset(args.preset, **overrides)
+        torch.manual_seed(args.seed)
+        model = OFAPlusForConditionalGeneration(config)
+        processor = OFAPlusProcessor.for_config(config)
+    known = {c["name"]: c for c in model.config.task_cards}
+    known.update({c.name: c.to_dict() for c in cards})
+    model.config.task_cards = list(known.values())
+    return model, processor
+
+
+def model_inputs(batch, device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
+
+
+def latest_checkpoint(output: Path) -> Path | None:
+    found = [(int(m.group(1)), p) for p in (output / "checkpoints").glob("step_*")
+             if (m := CHECKPOINT_PATTERN.search(p.name)) and (p / "train_state_done").exists()]
+    return max(found)[1] if found else None
+
+
+def save_checkpoint(accelerator: Accelerator, output: Path, step: int, keep: int) -> None:
+    folder = output / "checkpoints" / f"step_{step}"
+    accelerator.save_state(str(folder))
+    if accelerator.is_main_process:
+        (folder / "train_state_done").write_text(str(step))  # marks a checkpoint as complete
+        done = sorted((int(m.group(1)), p) for p in (output / "checkpoints").glob("step_*")
+                      if (m := CHECKPOINT_PATTERN.search(p.name)))
+        for _, old in done[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+@torch.no_grad()
+def validation_losses(model, processor, cards, rows_per_task, accelerator) -> dict[str, float]:
+    """Mean token loss per task on its first validation rows, shared out across processes."""
+    model.eval()
+    out = {}
+    for card in cards:
+        rows = rows_per_task[card.name][accelerator.process_index::accelerator.num_processes]
+        total = torch.zeros(2, device=accelerator.device)  # loss * tokens, tokens
+        for start in range(0, len(rows), card.training.eval_batch_size):
+            chunk = rows[start: start + card.training.eval_batch_size]
+            batch, _ = collate(processor, card, chunk, range(len(chunk)), training=False, rng=random.Random(0))
+            if batch is None or "labels" not in batch:
+                continue
+            inputs = model_inputs(batch, accelerator.device)
+            tokens = (inputs["labels"] != -100).sum()
+            total += torch.stack([model(**inputs).loss.float() * tokens, tokens.float()])
+        total = accelerator.reduce(total, reduction="sum")
+        out[card.name] = (total[0] / total[1]).item() if total[1] > 0 else float("nan")
+    model.train()
+    return out
+
+
+def validation_rows(card: TaskCard, count: int) -> list[dict]:
+    name = card.split_name("validation") or card.split_name("test")
+    if name is None or count <= 0:
+        return []
+    dataset = card.load_split("validation" if card.split_name("validation") else "test")
+    dataset = dataset.select(range(min(count, len(dataset))))
+    return [card.to_row(example) for example in dataset]
+
+
+def plot_loss_curves(log_file: Path, folder: Path, cards: list[TaskCard]) -> None:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    records = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    folder.mkdir(parents=True, exist_ok=True)
+    for card in cards:
+        steps = [r["step"] for r in records if card.name in r.get("task_loss", {})]
+        losses = [r["task_loss"][card.name] for r in records if card.name in r.get("task_loss", {})]
+        evals = [(r["step"], r["validation_loss"][card.name]) for r in records if card.name in r.get("validation_loss", {})]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        if losses:
+            ax.plot(steps, losses, alpha=0.3, color="C0", label="train (micro-batch)")
+            window = max(1, len(losses) // 20)
+            smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+            ax.plot(steps[window - 1:], smooth, color="C0", label=f"train (mean of {window})")
+        if evals:
+            ax.plot(*zip(*evals), "o-", color="C1", label="validation")
+        ax.set(title=f"{card.name}", xlabel="step", ylabel="loss")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(folder / f"{card.name}.png", dpi=100)
+        plt.close(fig)
+
+
+def main(argv=None) -> Path:
+    args = parse_args(argv)
+    output = Path(args.output)
+    cards = load_cards(args.cards)
+    per_step = args.tasks_per_step or len(cards)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision, gradient_accumulation_steps=per_step,
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    main_process = accelerator.is_main_process
+    if main_process:
+        output.mkdir(parents=True, exist_ok=True)
+        if not args.resume and (output / "checkpoints").exists():
+            shutil.rmtree(output / "checkpoints")  # a fresh run must not resume someone else's state later
+        (output / "args.json").write_text(json.dumps(vars(args), indent=2))
+
+    model, processor = build_model(args, cards)
+    streams = [TaskStream.for_card(card, i, args.seed, accelerator.process_index, accelerator.num_processes,
+                                   not args.no_bucketing, args.limit_rows) for i, card in enumerate(cards)]
+    probabilities = task_probabilities(cards, args.temperature)
+    held_out = {card.name: validation_rows(card, args.eval_rows) for card in cards}
+
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "norm" in n or "embed" in n]
+    decay = [p for n, p in model.named_parameters() if not (p.ndim < 2 or "norm" in n or "embed" in n)]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    warmup = args.warmup_steps if args.warmup_steps is not None else max(1, args.max_steps // 20)
+    # stepped by us once per optimiser step (a prepared scheduler steps once per process)
+    scheduler = get_scheduler(args.schedule, optimizer, num_warmup_steps=warmup, num_training_steps=args.max_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    state = TrainState()
+    accelerator.register_for_checkpointing(scheduler, state)
+
+    if args.resume:
+        checkpoint = latest_checkpoint(output)
+        if checkpoint is None:
+            raise FileNotFoundError(f"--resume: no complete checkpoint under {output / 'checkpoints'}")
+        accelerator.load_state(str(checkpoint))
+        accelerator.step = state.step * per_step  # where gradient accumulation stands
+        for step in range(state.step):  # replay the data order up to the checkpoint
+            for task in step_tasks(args.seed, step, probabilities, per_step):
+                streams[task].advance()
+        accelerator.print(f"resumed from {checkpoint} at step {state.step}")
+    log_file = output / "log.jsonl"
+    if main_process:  # a resumed run rewrites the log from its checkpoint on
+        kept = [line for line in (log_file.read_text().splitlines() if args.resume and log_file.exists() else [])
+                if json.loads(line)["step"] < state.step]
+        log_file.write_text("".join(line + "\n" for line in kept))
+
+    accelerator.print(f"training {len(cards)} tasks on {accelerator.num_processes} process(es), "
+                      f"{per_step} micro-batches per step: " + ", ".join(
+                          f"{c.name} (p={p:.2f}, batch {c.training.batch_size})" for c, p in zip(cards, probabilities)))
+    model.train()
+    progress = tqdm(total=args.max_steps, initial=state.step, disable=not main_process, desc="training",
+                    unit="step", dynamic_ncols=True)
+    started = time.time()
+    for step in range(state.step, args.max_steps):
+        torch.manual_seed(args.seed * 1_000_003 + step)  # dropout masks depend on the step only
+        tasks = step_tasks(args.seed, step, probabilities, per_step)
+        sums = torch.zeros(len(cards), device=accelerator.device)
+        counts = torch.zeros(len(cards), device=accelerator.device)
+        skipped_here: list[dict] = []
+        for k, task in enumerate(tasks):
+            card, stream = cards[task], streams[task]
+            batch = None
+            while batch is None:  # a batch with no usable row is replaced by the next one
+                indices = stream.next_indices()
+                batch, skipped = collate(processor, card, stream.rows(indices), indices, training=True,
+                                         rng=random.Random(f"{args.seed}-{step}-{k}"))
+                skipped_here += [vars(s) for s in skipped]
+            with accelerator.accumulate(model):
+                loss = model(**model_inputs(batch, accelerator.device)).loss
+                accelerator.backward(loss * card.training.loss_weight)
+                if accelerator.sync_gradients and args.clip > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), args.clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            sums[task] += loss.detach().float()
+            counts[task] += 1
+        scheduler.step()
+        state.step = step + 1
+        sums, counts = accelerator.reduce(sums, "sum"), accelerator.reduce(counts, "sum")
+        if accelerator.reduce(torch.tensor(float(len(skipped_here)), device=accelerator.device), "sum") > 0:
+            state.skipped += gather_object(skipped_here)  # every process keeps the full list
+        task_loss = {cards[t].name: (sums[t] / counts[t]).item() for t in range(len(cards)) if counts[t] > 0}
+        record = {"step": step, "lr": scheduler.get_last_lr()[0], "loss": float(np.mean(list(task_loss.values()))),
+                  "task_loss": task_loss, "elapsed_s": round(time.time() - started, 2)}
+        if args.eval_every and state.step % args.eval_every == 0 and state.step < args.max_steps:
+            record["validation_loss"] = validation_losses(model, processor, cards, held_out, accelerator)
+        if main_process:
+            with log_file.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        progress.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr']:.1e}", skipped=len(state.skipped))
+        progress.update(1)
+        if args.save_every and state.step % args.save_every == 0 and state.step < args.max_steps:
+            save_checkpoint(accelerator, output, state.step, args.keep_checkpoints)
+    progress.close()
+
+    check_replicas_agree(model, accelerator)
+    final_losses = validation_losses(model, processor, cards, held_out, accelerator)
+    save_checkpoint(accelerator, output, state.step, args.keep_checkpoints)
+    final = output / "final"
+    unwrapped = accelerator.unwrap_model(model)
+    state_dict = accelerator.get_state_dict(model)
+    if main_process:
+        unwrapped.save_pretrained(final, state_dict=state_dict)
+        processor.save_pretrained(final)
+        with log_file.open("a") as f:
+            f.write(json.dumps({"step": state.step, "validation_loss": final_losses}) + "\n")
+        report_skipped(state.skipped, output, cards)
+        plot_loss_curves(log_file, output / "loss_curves", cards)
+        accelerator.print("validation loss: " + ", ".join(f"{k} {v:.3f}" for k, v in final_losses.items()))
+        accelerator.print(f"saved {final} ({sum(p.numel() for p in unwrapped.parameters()) / 1e6:.1f}M parameters, "
+                          f"{len(cards)} task cards) in {time.time() - started:.0f} s")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return final
+
+
+def check_replicas_agree(model, accelerator: Accelerator) -> None:
+    """Data-parallel replicas must end with the same weights (gradient sync across tasks that use
+    different parameters is where that could break)."""
+    if accelerator.distributed_type.value not in ("MULTI_CPU", "MULTI_GPU"):
+        return
+    checksum = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
+    sums = accelerator.gather(checksum)
+    if not torch.allclose(sums, sums[0].expand_as(sums), rtol=1e-9, atol=0):
+        raise RuntimeError(f"data-parallel replicas diverged: weight checksums {sums.tolist()}")
+
+
+def report_skipped(skipped: list[dict], output: Path, cards: list[TaskCard]) -> None:
+    """Rows left out of training, counted per task and reason (never dropped silently)."""
+    (output / "skipped_rows.json").write_text(json.dumps(skipped, indent=1))
+    if not skipped:
+        print("skipped rows: none")
+        return
+    for card in cards:
+        mine = [s for s in skipped if s["task"] == card.name]
+        if mine:
+            rows = sorted({s["index"] for s in mine})
+            print(f"skipped rows: task {card.name!r}: {len(mine)} time(s), {len(rows)} distinct row(s) "
+                  f"(e.g. row {rows[0]}: {mine[0]['reason']}); details in {output / 'skipped_rows.json'}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
