@@ -15,6 +15,7 @@ from .modalities import MODALITIES, get_modality, register_modality
 from .modalities.image import OFAPlusImageProcessor
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration, OFAPlusModel, OFAPlusPreTrainedModel
 from .plan import TaskPlan, compile_plan
+from .task_card import CardError, TaskCard, load_cards
 from .processing_ofa_plus import OFAPlusBatch, OFAPlusProcessor
 from .tokenization_ofa_plus import OFAPlusTokenizer, train_tokenizer
 
@@ -27,8 +28,8 @@ AutoProcessor.register(OFAPlusConfig, OFAPlusProcessor, exist_ok=True)
 
 __version__ = "0.1.0"
 __all__ = [
-    "DecodingConstraints", "Instruction", "InstructionError", "MODALITIES", "OFAPlusBatch", "OFAPlusConfig",
+    "CardError", "DecodingConstraints", "Instruction", "InstructionError", "MODALITIES", "OFAPlusBatch", "OFAPlusConfig",
     "OFAPlusForConditionalGeneration", "OFAPlusImageProcessor", "OFAPlusModel", "OFAPlusPreTrainedModel",
-    "OFAPlusProcessor", "OFAPlusTokenizer", "PRESETS", "TaskPlan", "compile_plan", "get_modality",
+    "OFAPlusProcessor", "OFAPlusTokenizer", "PRESETS", "TaskCard", "TaskPlan", "compile_plan", "load_cards", "get_modality",
     "parse_instruction", "register_modality", "train_tokenizer",
 ]

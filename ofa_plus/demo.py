@@ -1,73 +1,47 @@
-"""The README's inference example: build a tiny OFA+ from the preset, run instructions on an image,
-save, reload through the Auto classes offline, run again and check the outputs are identical.
+"""Show a trained model at work: a few held-out rows of each of its tasks, run the way a user
+runs them (Auto classes, the processor, ``generate``, ``postprocess``).
 
-    python -m ofa_plus.demo [--output DIR]
+    python -m ofa_plus.demo --model runs/default/final [--rows 2]
 
-The model is freshly initialised (no weights are downloaded), so its answers are not meaningful
-yet; the training issue's main job replaces this with real multi-task training.
+The model's own task cards say which instruction each task uses and where its test rows live.
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
 
-import torch
-from PIL import Image, ImageDraw
 from transformers import AutoModelForSeq2SeqLM, AutoProcessor
 
-from . import OFAPlusConfig, OFAPlusForConditionalGeneration, OFAPlusProcessor
-
-INSTRUCTIONS = {
-    "caption": ("[IMAGE:image] what does the image describe? -> [TEXT:caption]", {}),
-    "grounding": ('[IMAGE:image] which region does the text " [TEXT:text] " describe? -> [BOX:region]',
-                  {"text": "the red square"}),
-    "yes/no": ("[IMAGE:image] is there a [TEXT:thing] in the image? -> [TEXT:answer,closed_set=yes|no]",
-               {"thing": "circle"}),
-}
+from .task_card import cards_from_dicts
 
 
-def example_image() -> Image.Image:
-    image = Image.new("RGB", (200, 120), "white")
-    draw = ImageDraw.Draw(image)
-    draw.rectangle((20, 30, 80, 90), fill="red")
-    draw.ellipse((120, 20, 180, 80), fill="blue")
-    return image
-
-
-def run_all(model, processor, image) -> dict:
-    outputs = {}
-    for name, (instruction, columns) in INSTRUCTIONS.items():
-        inputs = processor(instruction, image=image, **columns)
-        generated = model.generate(**inputs, num_beams=3, max_new_tokens=12)
-        outputs[name] = processor.postprocess(generated, inputs)[0]
-    return outputs
+def show(model_dir: str, rows_per_task: int = 2) -> list[dict]:
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).eval()
+    processor = AutoProcessor.from_pretrained(model_dir)
+    shown = []
+    for card in cards_from_dicts(model.config.task_cards):
+        split = card.load_split("test").select(range(rows_per_task))
+        rows = [card.to_row(example) for example in split]
+        targets = {s.column for t in card.plan.templates for s in t.targets()}
+        inputs = {column: [row[column] for row in rows] for column in rows[0] if column not in targets | {"references"}}
+        batch = processor(card.plan, **inputs)
+        generated = model.generate(**batch, num_beams=card.plan.generator.num_beams,
+                                   max_new_tokens=card.plan.generator.max_new_tokens)
+        print(f"\n{card.name}: {card.instructions[0]}")
+        for row, prediction in zip(rows, processor.postprocess(generated, batch)):
+            text = {k: v for k, v in inputs.items() if isinstance(row[k], str)}
+            given = "; ".join(f"{k}={row[k][:60]!r}" for k in text) or "(image)"
+            print(f"  {given}\n    -> {prediction!r}   (reference: {row['references']!r})")
+            shown.append({"task": card.name, "prediction": prediction, "reference": row["references"]})
+    return shown
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", help="where to save the model (default: a temporary folder)")
-    parser.add_argument("--preset", default="tiny", choices=["tiny", "base", "large"])
+    parser.add_argument("--model", required=True, help="a trained model folder (e.g. runs/default/final)")
+    parser.add_argument("--rows", type=int, default=2, help="test rows shown per task")
     args = parser.parse_args(argv)
-
-    torch.manual_seed(0)
-    config = OFAPlusConfig.from_preset(args.preset)
-    model = OFAPlusForConditionalGeneration(config).eval()
-    processor = OFAPlusProcessor.from_preset(args.preset)
-    print(f"OFA+ {args.preset}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters")
-    image = example_image()
-    before = run_all(model, processor, image)
-
-    output = args.output or tempfile.mkdtemp(prefix="ofa_plus_demo_")
-    model.save_pretrained(output)
-    processor.save_pretrained(output)
-    reloaded = AutoModelForSeq2SeqLM.from_pretrained(output).eval()
-    after = run_all(reloaded, AutoProcessor.from_pretrained(output), image)
-    for name, value in before.items():
-        print(f"{name:>10}: {value!r}")
-    if before != after:
-        raise SystemExit(f"outputs differ after save/load: {before} vs {after}")
-    print(f"saved to {output}; reloaded with AutoModelForSeq2SeqLM/AutoProcessor: identical outputs")
+    show(args.model, args.rows)
 
 
 if __name__ == "__main__":

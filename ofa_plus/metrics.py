@@ -436,14 +436,15 @@ def _sql_execution_match(predictions: list, references: list, rows=None) -> floa
 # --------------------------------------------------------------------------------------------------
 
 def parse_sudoku(grid: Any) -> list[list[int]] | None:
-    """"d : d : d : d | d : ..." (rows split by "|", cells by ":", 0 = blank) or nested lists -> rows.
+    """"d : d : d : d | d : ..." or "d d d d | ..." (rows split by "|", cells by ":" and/or spaces,
+    0 = blank) or nested lists -> rows.
 
     Returns None unless it is a square 4x4 or 9x9 grid of digits 0..n.
     """
     grid = _to_python(grid)
     try:
         if isinstance(grid, str):
-            cells = [[int(cell) for cell in row.split(":")] for row in grid.strip().split("|")]
+            cells = [[int(cell) for cell in re.split(r"[:\s]+", row.strip())] for row in grid.strip().split("|")]
         elif isinstance(grid, (list, tuple)):
             cells = [[int(cell) for cell in row] for row in grid]
         else:

@@ -17,6 +17,7 @@ the final model (with its task cards) to ``<output>/final``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import re
@@ -52,8 +53,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dropout", type=float, help="override the preset's dropout")
     p.add_argument("--max-steps", type=int, default=1000, help="optimiser steps")
     p.add_argument("--tasks-per-step", type=int, help="micro-batches per optimiser step (default: number of cards)")
+    p.add_argument("--batch-size", type=int, help="micro-batch size for every task (default: each card's own)")
     p.add_argument("--temperature", type=float, default=1.0, help="task sampling ∝ weight ** (1 / T)")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--warmup-steps", type=int, help="default: 5%% of --max-steps")
     p.add_argument("--schedule", default="cosine", choices=["linear", "cosine", "constant_with_warmup"])
@@ -184,6 +186,9 @@ def main(argv=None) -> Path:
     args = parse_args(argv)
     output = Path(args.output)
     cards = load_cards(args.cards)
+    if args.batch_size:
+        for card in cards:
+            card.training = dataclasses.replace(card.training, batch_size=args.batch_size)
     per_step = args.tasks_per_step or len(cards)
     accelerator = Accelerator(mixed_precision=args.mixed_precision, gradient_accumulation_steps=per_step,
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])

@@ -10,7 +10,7 @@ from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from ofa_plus import metrics
-from ofa_plus.metrics import (METRICS, baseline_name, box_iou, compute_metrics, normalize_vqa_answer,
+from ofa_plus.metrics import (METRICS, baseline_name, box_iou, compute_metrics, normalize_vqa_answer, parse_sudoku,
                               trivial_baseline)
 from ofa_plus.model_card import eval_results, model_card_metadata_yaml, model_index
 
@@ -368,3 +368,9 @@ def test_model_index_rejects_incomplete_or_clashing_results():
     clash = {**RESULTS[0], "task": "other_vqa", "dataset_name": "another"}   # same type/dataset type/split
     with pytest.raises(ValueError, match="distinct dataset_type"):
         eval_results([RESULTS[0], clash], "m")
+
+
+def test_sudoku_grids_may_separate_cells_with_spaces():
+    spaced = " | ".join(" ".join(str(d) for d in row) for row in SOLVED_4)  # the default suite's format
+    assert parse_sudoku(spaced) == SOLVED_4
+    assert score("sudoku_solved", [spaced], [grid(SOLVED_4)], [{"puzzle": grid(PUZZLE_4)}]) == 100.0

@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
+from huggingface_hub import ModelCard
+from huggingface_hub.repocard_data import model_index_to_eval_results
 from safetensors.torch import load_file
 
 from ofa_plus.multitask import TaskStream, bucketed_batches, step_tasks, task_probabilities
@@ -100,6 +103,15 @@ def test_two_processes_train_and_evaluate_like_one(suite, tmp_path):
     for a, b in zip(*results):
         assert a["scores"] == b["scores"] and a["samples"] == b["samples"] and a["rows"] == b["rows"] > 0
     assert one.with_suffix(".md").read_text() == two.with_suffix(".md").read_text()
+    # the model-index block is what huggingface_hub's model-card classes read back
+    index = json.loads(one.read_text())["model_index"]
+    parsed = model_index_to_eval_results(index)[1]
+    assert {(r.task_name, r.metric_type) for r in parsed} == {("characters", "exact_match"), ("characters", "bleu"),
+                                                                ("digits", "accuracy")}
+    accuracy = next(r for r in parsed if r.task_name == "digits")
+    assert accuracy.metric_value == round(results[0][1]["scores"]["accuracy"], 2)
+    card = ModelCard("---\n" + yaml.safe_dump({"model-index": index}) + "---\n")
+    assert len(card.data.eval_results) == 3
 
 
 def test_corrupt_images_are_skipped_counted_and_reported(tmp_path):

@@ -1,0 +1,260 @@
+"""The offline default suite: build it small (--limit 20) and check every task's data and card."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import yaml
+
+import ofa_plus
+from dataset_scripts import default_suite
+from ofa_plus import OFAPlusConfig, OFAPlusProcessor
+
+LIMIT = 20
+OUTPUT = "data/default"  # relative, as the cards read it: every build runs inside its own tmp folder
+CARDS = Path(__file__).resolve().parents[1] / "task_cards" / "default"
+TEXT, IMAGE = datasets.Value("string"), datasets.Image()
+TEXTS, BOX = datasets.List(datasets.Value("string")), datasets.List(datasets.Value("float32"))
+FEATURES = {
+    "mnist": {"image": IMAGE, "label": TEXT},
+    "emoji_caption": {"image": IMAGE, "caption": TEXT, "references": TEXTS},
+    "vqa": {"image": IMAGE, "question": TEXT, "answer": TEXT, "answers": TEXTS},
+    "grounding": {"image": IMAGE, "text": TEXT, "region": BOX},
+    "grounded_caption": {"image": IMAGE, "region": BOX, "caption": TEXT, "references": TEXTS},
+    "entailment": {"image": IMAGE, "hypothesis": TEXT, "label": TEXT},
+    "summarization": {"document": TEXT, "summary": TEXT, "references": TEXTS, "source": TEXT},
+    "fortunes": {"text": TEXT, "label": TEXT},
+    "text_to_sql": {"question": TEXT, "database": TEXT, "query": TEXT, "db_path": TEXT, "references": TEXTS},
+    "sudoku": {"puzzle": TEXT, "solution": TEXT, "references": TEXTS},
+}
+
+
+def build_in(root: Path, **kwargs) -> None:
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        default_suite.build(OUTPUT, **kwargs)
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("suite")
+    build_in(root, limit=LIMIT, seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def suite(root) -> dict[str, datasets.DatasetDict]:
+    return {task: datasets.load_from_disk(str(root / OUTPUT / task)) for task in default_suite.TASKS}
+
+
+def card(task: str) -> dict:
+    return yaml.safe_load((CARDS / f"{task}.yaml").read_text())
+
+
+def test_every_task_has_splits_columns_and_a_description(suite, root):
+    assert set(suite) == set(FEATURES)
+    for task, data in suite.items():
+        assert isinstance(data, datasets.DatasetDict)
+        assert list(data) == ["train", "validation", "test"], task
+        for split, dataset in data.items():
+            assert 0 < len(dataset) <= LIMIT, (task, split)
+            assert dict(dataset.features) == FEATURES[task], (task, split)
+            assert "licen" in dataset.info.description.lower() or "generated" in dataset.info.description, task
+    readme = (root / OUTPUT / "README.md").read_text()
+    assert all(f"| {task} |" in readme for task in FEATURES)
+
+
+def test_same_seed_same_data_other_seed_other_data(suite, tmp_path):
+    build_in(tmp_path, limit=LIMIT, seed=0)
+    for task, data in suite.items():
+        again = datasets.load_from_disk(str(tmp_path / OUTPUT / task))
+        for split in data:
+            assert again[split].data.table.equals(data[split].data.table), (task, split)
+    other = tmp_path / "other"
+    other.mkdir()
+    build_in(other, limit=LIMIT, seed=1, tasks=["sudoku", "grounding"])
+    for task in ("sudoku", "grounding"):
+        changed = datasets.load_from_disk(str(other / OUTPUT / task))["train"]
+        assert not changed.data.table.equals(suite[task]["train"].data.table)
+
+
+def test_images_labels_and_references(suite):
+    for row in suite["mnist"]["train"]:
+        assert row["image"].size == (28, 28) and row["label"] in default_suite.DIGITS
+    names = {default_suite.emoji_name(c) for c in default_suite.CAPTION_EMOJI}
+    for split in suite["emoji_caption"].values():
+        for row in split:
+            assert row["image"].size == (64, 64) and row["caption"] in names and row["references"] == [row["caption"]]
+    for row in suite["vqa"]["test"]:
+        assert row["image"].size == (64, 64) and row["answers"] == [row["answer"]] and row["question"].endswith("?")
+    for row in suite["summarization"]["train"]:
+        assert row["references"] == [row["summary"]] and len(row["document"]) > 150
+    labels = set(default_suite.FORTUNE_CATEGORIES)
+    assert all(row["label"] in labels and len(row["text"]) <= 300 for row in suite["fortunes"]["train"])
+
+
+def background_mask(image) -> tuple[np.ndarray, np.ndarray]:
+    pixels = np.asarray(image.convert("RGB")).astype(int)
+    colours, counts = np.unique(pixels.reshape(-1, 3), axis=0, return_counts=True)
+    background = colours[counts.argmax()]  # the canvas colour covers most of the canvas
+    return pixels, np.any(pixels != background, axis=-1)
+
+
+def test_boxes_are_exact_and_inside_the_canvas(suite):
+    names = set(default_suite.sprite_names())
+    width, height = default_suite.CANVAS
+    for task in ("grounding", "grounded_caption"):
+        for split in suite[task].values():
+            for row in split:
+                x0, y0, x1, y1 = (int(c) for c in row["region"])
+                assert [x0, y0, x1, y1] == row["region"]
+                assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+                assert 26 <= max(x1 - x0, y1 - y0) <= 48  # 28-48 px, less a faint edge trimmed off
+                assert row["image"].size == (width, height)
+                _, ink = background_mask(row["image"])
+                inside = ink[y0:y1, x0:x1]
+                # tight: the sprite touches all four sides of its box
+                assert inside[0].any() and inside[-1].any() and inside[:, 0].any() and inside[:, -1].any()
+                if task == "grounding":
+                    assert row["text"] in names
+                else:
+                    assert row["references"] == [row["caption"]]
+    # pixels outside the sprites are background: checked on scenes whose boxes are all known
+    rng = np.random.default_rng(0)
+    build = default_suite.Build(Path("unused"))
+    for _ in range(10):
+        image, sprites = default_suite.draw_scene(rng, build, "test")
+        _, ink = background_mask(image)
+        covered = np.zeros_like(ink)
+        for sprite in sprites:
+            x0, y0, x1, y1 = (int(c) for c in sprite.box)
+            covered[y0:y1, x0:x1] = True
+        assert not (ink & ~covered).any()
+        assert len({s.name for s in sprites}) == len(sprites) in (2, 3)
+
+
+def test_entailment_labels_are_balanced_and_relations_true():
+    Sprite = default_suite.Sprite
+    left, right = Sprite("seven", (0, 30, 30, 60), "black"), Sprite("dog face", (60, 0, 108, 48), None)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        for label in ("yes", "no"):
+            hypothesis = default_suite.relation_hypothesis(rng, [left, right], label)
+            truth = {"the seven is left of the dog face .", "the dog face is right of the seven .",
+                     "the dog face is above the seven .", "the seven is below the dog face .",
+                     "the seven is smaller than the dog face .", "the dog face is bigger than the seven ."}
+            assert hypothesis is None or (hypothesis in truth) == (label == "yes"), hypothesis
+
+
+def test_entailment_split_balance(suite):
+    for split in suite["entailment"].values():
+        counts = Counter(split["label"])
+        assert set(counts) == {"yes", "no", "maybe"} and max(counts.values()) - min(counts.values()) <= 1
+
+
+def grid(text: str) -> list[list[int]]:
+    rows = [[int(d) for d in row.split()] for row in text.split(" | ")]  # "d d d d | d d d d | ..."
+    assert len(rows) == 4 and all(len(r) == 4 for r in rows)
+    return rows
+
+
+def completions(puzzle: list[list[int]]) -> list[list[tuple[int, ...]]]:
+    """Every valid completion, found independently of the builder's solver (rows as permutations)."""
+    options = [[p for p in itertools.permutations((1, 2, 3, 4)) if all(g in (0, d) for g, d in zip(row, p))]
+               for row in puzzle]
+    found = []
+    for rows in itertools.product(*options):
+        columns_ok = all(len({r[c] for r in rows}) == 4 for c in range(4))
+        boxes_ok = all(len({rows[r + i][c + j] for i in range(2) for j in range(2)}) == 4
+                       for r in (0, 2) for c in (0, 2))
+        if columns_ok and boxes_ok:
+            found.append(list(rows))
+    return found
+
+
+def test_sudoku_puzzles_have_one_solution_and_do_not_overlap(suite):
+    seen = {}
+    for name, split in suite["sudoku"].items():
+        for row in split:
+            puzzle, solution = grid(row["puzzle"]), grid(row["solution"])
+            assert 4 <= sum(d == 0 for r in puzzle for d in r) <= 8
+            assert completions(puzzle) == [[tuple(r) for r in solution]]
+            assert row["references"] == [row["solution"]]
+            assert seen.setdefault(row["puzzle"], name) == name, "a puzzle is in two splits"
+
+
+def test_gold_sql_runs_on_the_built_database(suite, root):
+    tokenizer = default_suite.tokenizer()
+    for split in suite["text_to_sql"].values():
+        for row in split:
+            assert row["db_path"] == f"{OUTPUT}/text_to_sql/chinook.sqlite"
+            with sqlite3.connect(root / row["db_path"]) as conn:
+                result = conn.execute(row["query"]).fetchall()
+            assert result and result[0][0] not in (None, 0), row["query"]
+            assert row["references"] == [row["query"]] and row["database"].startswith("chinook | ")
+            assert len(tokenizer.encode_text(row["query"])) <= 64
+    with sqlite3.connect(root / OUTPUT / "text_to_sql" / "chinook.sqlite") as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        assert len(tables) == 11
+        assert sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables) == 15607
+    train = set(suite["text_to_sql"]["train"]["query"])
+    assert not train & set(suite["text_to_sql"]["test"]["query"])
+
+
+def test_missing_chinook_sdist_names_make_setup(tmp_path):
+    with pytest.raises(SystemExit, match="make setup"):
+        default_suite.build(tmp_path / "out", limit=2, chinook=tmp_path / "nowhere.tar.gz", tasks=["text_to_sql"])
+
+
+def test_cards_compile_and_match_the_data(suite):
+    assert sorted(p.stem for p in CARDS.glob("*.yaml")) == sorted(FEATURES)
+    for task, data in suite.items():
+        spec = card(task)
+        assert spec["name"] == task and spec["dataset"]["path"] == f"{OUTPUT}/{task}"
+        assert spec["dataset"]["splits"] == {"train": "train", "validation": "validation", "test": "test"}
+        plan = ofa_plus.compile_plan(spec["instruction"])
+        columns = data["train"].column_names
+        assert set(spec["columns"]) == set(plan.columns()), task
+        assert all(column in columns for column in spec["columns"].values()), task
+        assert spec.get("references", plan.templates[0].targets()[0].column) in columns
+        closed = spec["generation"].get("closed_set")
+        assert closed is None or closed["column"] in columns
+        assert set(spec["training"]) == {"batch_size", "eval_batch_size", "weight", "loss_weight"}
+
+
+def test_cards_load_with_the_card_loader(root):
+    try:  # the card loader and the metrics it checks names against arrive with the training issue
+        import ofa_plus.metrics  # noqa: F401, PLC0415
+        from ofa_plus.task_card import load_cards  # noqa: PLC0415
+    except ImportError as err:
+        pytest.skip(f"the card loader is not there yet: {err}")
+    cwd = os.getcwd()
+    os.chdir(root)  # card dataset paths are relative to the working directory
+    try:
+        cards = load_cards(str(CARDS))
+    finally:
+        os.chdir(cwd)
+    assert sorted(c.name for c in cards) == sorted(FEATURES)
+
+
+def test_rows_fit_their_instructions(suite):
+    processor = OFAPlusProcessor.for_config(OFAPlusConfig.from_preset("tiny", image_size=64))
+    for task, data in suite.items():
+        spec = card(task)
+        plan = ofa_plus.compile_plan(spec["instruction"])
+        rows = [{slot: example[column] for slot, column in spec["columns"].items()}
+                for example in data["train"].select(range(4))]
+        batch = processor.process_rows(plan, rows, training=True)
+        assert batch["labels"].shape[0] == 4 and (batch["labels"] != -100).any(), task
+        if any(column == "image" for column in spec["columns"].values()):
+            assert batch["pixel_values"].shape[-1] == 64
