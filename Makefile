@@ -34,11 +34,11 @@ test: setup
 # The main job: build the default suite offline, train the tiny generalist on all its tasks, evaluate
 # every task against its trivial baseline (table in runs/default/results.md), show a few predictions.
 RUN   := runs/default
-STEPS := 1800
+STEPS := 2400
 run: setup
 	$(PYTHON) -m dataset_scripts.default_suite --output data/default
 	$(PYTHON) -m ofa_plus.train --cards task_cards/default --preset tiny --image-size 64 --dropout 0 \
-		--max-steps $(STEPS) --tasks-per-step 1 --batch-size 8 --eval-every 600 --save-every 600 --output $(RUN)
+		--max-steps $(STEPS) --tasks-per-step 1 --batch-size 8 --eval-every 800 --save-every 800 --output $(RUN)
 	$(PYTHON) evaluation/run.py --model $(RUN)/final --output $(RUN)/results.json --limit 200
 	$(PYTHON) -m ofa_plus.demo --model $(RUN)/final
 
