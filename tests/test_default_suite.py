@@ -16,6 +16,7 @@ import yaml
 import ofa_plus
 from dataset_scripts import default_suite
 from ofa_plus import OFAPlusConfig, OFAPlusProcessor
+from ofa_plus.task_card import load_cards
 
 LIMIT = 20
 OUTPUT = "data/default"  # relative, as the cards read it: every build runs inside its own tmp folder
@@ -233,11 +234,6 @@ def test_cards_compile_and_match_the_data(suite):
 
 
 def test_cards_load_with_the_card_loader(root):
-    try:  # the card loader and the metrics it checks names against arrive with the training issue
-        import ofa_plus.metrics  # noqa: F401, PLC0415
-        from ofa_plus.task_card import load_cards  # noqa: PLC0415
-    except ImportError as err:
-        pytest.skip(f"the card loader is not there yet: {err}")
     cwd = os.getcwd()
     os.chdir(root)  # card dataset paths are relative to the working directory
     try:
