@@ -37,7 +37,7 @@ RUN   := runs/default
 STEPS := 2400
 run: setup
 	$(PYTHON) -m dataset_scripts.default_suite --output data/default
-	$(PYTHON) -m ofa_plus.train --cards task_cards/default --preset tiny --image-size 64 --dropout 0 \
+	$(PYTHON) -m ofa_plus.train --cards task_cards/default --preset tiny --image-size 64 --dropout 0 --lr 3e-4 \
 		--max-steps $(STEPS) --tasks-per-step 1 --batch-size 8 --eval-every 800 --save-every 800 --output $(RUN)
 	$(PYTHON) evaluation/run.py --model $(RUN)/final --output $(RUN)/results.json --limit 200
 	$(PYTHON) -m ofa_plus.demo --model $(RUN)/final
