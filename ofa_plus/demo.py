@@ -20,10 +20,9 @@ def show(model_dir: str, rows_per_task: int = 2) -> list[dict]:
     processor = AutoProcessor.from_pretrained(model_dir)
     shown = []
     for card in cards_from_dicts(model.config.task_cards):
-        split = card.load_split("test").select(range(rows_per_task))
-        rows = [card.to_row(example) for example in split]
-        targets = {s.column for t in card.plan.templates for s in t.targets()}
-        inputs = {column: [row[column] for row in rows] for column in rows[0] if column not in targets | {"references"}}
+        rows = [card.to_row(example) for example in card.head("test", rows_per_task)]
+        inputs = {column: [row[column] for row in rows] for column in rows[0]
+                  if column not in card.scored_columns | {"references"}}
         batch = processor(card.plan, **inputs)
         generated = model.generate(**batch, num_beams=card.plan.generator.num_beams,
                                    max_new_tokens=card.plan.generator.max_new_tokens)

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import datasets
 import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
@@ -65,13 +64,6 @@ def task_type(card: TaskCard) -> str:
     return "summarization" if "summar" in card.name else "text2text-generation"
 
 
-def eval_rows(card: TaskCard, split: str, limit: int | None) -> tuple[datasets.Dataset, list[dict]]:
-    dataset = card.load_split(split)
-    if limit:
-        dataset = dataset.select(range(min(limit, len(dataset))))
-    return dataset, [card.to_row(example) for example in dataset]
-
-
 def _length(row: dict) -> int:
     return sum(len(v) for v in row.values() if isinstance(v, str))
 
@@ -86,8 +78,7 @@ def predict(model, processor: OFAPlusProcessor, card: TaskCard, rows: list[dict]
     mine: list[tuple[int, Any]] = []
     for batch_indices in batches[accelerator.process_index::accelerator.num_processes]:
         # inference inputs: the target columns are left out so the decoder gets only its prompt
-        chunk = [{k: v for k, v in rows[i].items() if k not in card.plan.columns("decoder") or _is_prompt(card, k)}
-                 for i in batch_indices]
+        chunk = [{k: v for k, v in rows[i].items() if k not in card.scored_columns} for i in batch_indices]
         batch, skipped = collate(processor, card, chunk, batch_indices, training=False, rng=None)
         bad = {s.index for s in skipped}
         good = [i for i in batch_indices if i not in bad]
@@ -103,15 +94,11 @@ def predict(model, processor: OFAPlusProcessor, card: TaskCard, rows: list[dict]
     return [predictions[i] for i in range(len(rows))]
 
 
-def _is_prompt(card: TaskCard, column: str) -> bool:
-    """A decoder-side ``no_loss`` column is an input (the decoder prompt), not a target."""
-    return all(not s.scored for t in card.plan.templates for s in t.slots("decoder") if s.column == column)
-
-
 def evaluate_card(model, processor, card: TaskCard, accelerator: Accelerator, split: str = "test",
                   limit: int | None = None, num_beams: int | None = None, batch_size: int | None = None,
                   progress: tqdm | None = None) -> dict:
-    dataset, rows = eval_rows(card, split, limit)
+    dataset = card.head(split, limit)
+    rows = [card.to_row(example) for example in dataset]
     predictions = predict(model, processor, card, rows, accelerator, batch_size or card.training.eval_batch_size,
                           num_beams, progress)
     references = [row["references"] for row in rows]
@@ -123,7 +110,7 @@ def evaluate_card(model, processor, card: TaskCard, accelerator: Accelerator, sp
     target = card.columns[card.target_column]
     train_targets = [target.apply(v) for v in train[target.column]]
     baseline = compute_metrics(card.metrics, trivial_baseline(train_targets, len(rows)), references, extra)
-    targets = {s.column for t in card.plan.templates for s in t.targets()} | {"references"}
+    targets = card.scored_columns | {"references"}
     samples = [{"inputs": {k: v for k, v in row.items() if isinstance(v, (str, int, float)) and k not in targets},
                 "prediction": _plain(p), "reference": _plain(row["references"])}
                for row, p in zip(rows[:SAMPLES_PER_TASK], predictions)]

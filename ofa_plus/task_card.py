@@ -104,6 +104,11 @@ class TaskCard:
     def target_column(self) -> str:
         return _target_column(self.plan)
 
+    @property
+    def scored_columns(self) -> set[str]:
+        """Columns of the scored decoder slots of every template: what inference must not be given."""
+        return {s.column for t in self.plan.templates for s in t.targets()}
+
     def split_name(self, role: str) -> str | None:
         """The dataset split playing ``role`` (train / validation / test); evaluation falls back to
         validation when a card has no test split."""
@@ -117,6 +122,11 @@ class TaskCard:
         if name is None:
             raise CardError(self.where, "dataset.splits", f"no split for {role!r}; splits: {self.dataset['splits']}")
         return _load_dataset(self.dataset)[name]
+
+    def head(self, role: str, limit: int | None = None):
+        """The split playing ``role``, cut to its first ``limit`` rows."""
+        dataset = self.load_split(role)
+        return dataset.select(range(min(limit, len(dataset)))) if limit else dataset
 
     def to_row(self, example: dict) -> dict:
         """A dataset example -> the row the processor reads (slot columns) plus ``references``."""

@@ -147,12 +147,11 @@ def validation_losses(model, processor, cards, rows_per_task, accelerator) -> di
 
 
 def validation_rows(card: TaskCard, count: int) -> list[dict]:
-    name = card.split_name("validation") or card.split_name("test")
-    if name is None or count <= 0:
+    """The first rows of the validation split (or of the test split when a card has none)."""
+    if count <= 0 or card.split_name("test") is None:  # split_name("test") falls back to validation
         return []
-    dataset = card.load_split("validation" if card.split_name("validation") else "test")
-    dataset = dataset.select(range(min(count, len(dataset))))
-    return [card.to_row(example) for example in dataset]
+    role = "validation" if card.split_name("validation") else "test"
+    return [card.to_row(example) for example in card.head(role, count)]
 
 
 def plot_loss_curves(log_file: Path, folder: Path, cards: list[TaskCard]) -> None:
