@@ -296,7 +296,8 @@ class OFAPlusEncoder(nn.Module):
             if features.shape[0] * features.shape[1] != n_image_tokens:
                 raise ValueError(f"{features.shape[0]} images give {features.shape[0] * features.shape[1]} patch "
                                  f"tokens but input_ids hold {n_image_tokens} <image> placeholders")
-            x = x.masked_scatter(is_image[..., None], features.reshape(-1, x.shape[-1]))
+            # under autocast the backbone returns bf16/fp16 features while the embeddings stay fp32
+            x = x.masked_scatter(is_image[..., None], features.reshape(-1, x.shape[-1]).to(x.dtype))
         x = self.dropout(self.layernorm_embedding(x + self.type_embedding(is_image.long())))
 
         absolute, bucket = self.position_biases(input_ids, x.dtype)
