@@ -2,11 +2,12 @@
 
 Importing the package registers the config, model, tokenizer, image processor and processor with
 the transformers Auto classes, so saved checkpoints load with `AutoModelForSeq2SeqLM` /
-`AutoProcessor` after `import ofa_plus`.
+`AutoProcessor` after `import ofa_plus`, and the ``pipeline("multimodal-instruction")`` task
+(alias ``"ofa-plus"``, see `ofa_plus.pipeline`).
 """
 
-from transformers import (AutoConfig, AutoImageProcessor, AutoModel, AutoModelForSeq2SeqLM, AutoProcessor,
-                          AutoTokenizer)
+from transformers import (AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageTextToText,
+                          AutoModelForSeq2SeqLM, AutoProcessor, AutoTokenizer)
 
 from .configuration_ofa_plus import PRESETS, OFAPlusConfig
 from .generation import DecodingConstraints
@@ -16,20 +17,30 @@ from .modalities.image import OFAPlusImageProcessor
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration, OFAPlusModel, OFAPlusPreTrainedModel
 from .plan import TaskPlan, compile_plan
 from .task_card import CardError, TaskCard, load_cards
+from .task_card import tasks_from_dicts as _tasks_from_dicts
 from .processing_ofa_plus import OFAPlusBatch, OFAPlusProcessor
+from .pipeline import OFAPlusPipeline
+from .pipeline import register as _register_pipeline
 from .tokenization_ofa_plus import OFAPlusTokenizer, train_tokenizer
 
 AutoConfig.register(OFAPlusConfig.model_type, OFAPlusConfig, exist_ok=True)
 AutoModel.register(OFAPlusConfig, OFAPlusModel, exist_ok=True)
 AutoModelForSeq2SeqLM.register(OFAPlusConfig, OFAPlusForConditionalGeneration, exist_ok=True)
+AutoModelForImageTextToText.register(OFAPlusConfig, OFAPlusForConditionalGeneration, exist_ok=True)
 AutoTokenizer.register(OFAPlusConfig, slow_tokenizer_class=OFAPlusTokenizer, exist_ok=True)
 AutoImageProcessor.register(OFAPlusConfig, image_processor_classes={"pil": OFAPlusImageProcessor}, exist_ok=True)
 AutoProcessor.register(OFAPlusConfig, OFAPlusProcessor, exist_ok=True)
+_register_pipeline()
+
+# `model.tasks`: the task cards a trained model carries (config.task_cards), by name.
+# (Belongs in modeling_ofa_plus.py; set here while that file is being reworked.)
+OFAPlusPreTrainedModel.tasks = property(lambda self: _tasks_from_dicts(getattr(self.config, "task_cards", None)),
+                                        doc="The task cards the model was trained on, by name.")
 
 __version__ = "0.1.0"
 __all__ = [
     "CardError", "DecodingConstraints", "Instruction", "InstructionError", "MODALITIES", "OFAPlusBatch", "OFAPlusConfig",
-    "OFAPlusForConditionalGeneration", "OFAPlusImageProcessor", "OFAPlusModel", "OFAPlusPreTrainedModel",
-    "OFAPlusProcessor", "OFAPlusTokenizer", "PRESETS", "TaskCard", "TaskPlan", "compile_plan", "load_cards", "get_modality",
-    "parse_instruction", "register_modality", "train_tokenizer",
+    "OFAPlusForConditionalGeneration", "OFAPlusImageProcessor", "OFAPlusModel", "OFAPlusPipeline",
+    "OFAPlusPreTrainedModel", "OFAPlusProcessor", "OFAPlusTokenizer", "PRESETS", "TaskCard", "TaskPlan",
+    "compile_plan", "load_cards", "get_modality", "parse_instruction", "register_modality", "train_tokenizer",
 ]

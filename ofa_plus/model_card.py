@@ -19,7 +19,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
-__all__ = ["METRIC_TYPES", "TASK_TYPES", "eval_results", "model_card_metadata_yaml", "model_index"]
+__all__ = ["METRIC_TYPES", "TASK_TYPES", "card_data", "eval_results", "model_card_metadata_yaml", "model_index"]
 
 # Our metric name -> (model-index metric type, display name). Types follow the Hub's metric ids
 # where one exists (accuracy, exact_match, bleu, rouge, cider, wer); the rest are descriptive.
@@ -111,23 +111,23 @@ def eval_results(results: list[dict[str, Any]], model_name: str) -> list[EvalRes
     return [result for group in groups.values() for result in group]
 
 
-def _card_data(results: list[dict[str, Any]], model_name: str, **card_data: Any) -> ModelCardData:
+def card_data(results: list[dict[str, Any]], model_name: str, **fields: Any) -> ModelCardData:
+    """`ModelCardData` holding the eval results (``model-index``) plus other fields (library_name, tags, ...)."""
     if not model_name:
         raise ValueError("model_name is required for a model-index")
-    return ModelCardData(model_name=model_name, eval_results=eval_results(results, model_name) or None,
-                         **card_data)
+    return ModelCardData(model_name=model_name, eval_results=eval_results(results, model_name) or None, **fields)
 
 
 def model_index(results: list[dict[str, Any]], model_name: str) -> list[dict[str, Any]]:
     """The `model-index` metadata structure (a list with one model entry)."""
     if not results:
         raise ValueError("a model-index needs at least one result")
-    return _card_data(results, model_name).to_dict()["model-index"]
+    return card_data(results, model_name).to_dict()["model-index"]
 
 
-def model_card_metadata_yaml(results: list[dict[str, Any]], model_name: str, **card_data: Any) -> str:
+def model_card_metadata_yaml(results: list[dict[str, Any]], model_name: str, **fields: Any) -> str:
     """YAML metadata (without the "---" fences) holding the model-index.
 
     Extra keyword arguments are other `ModelCardData` fields (library_name, license, pipeline_tag, ...).
     """
-    return _card_data(results, model_name, **card_data).to_yaml()
+    return card_data(results, model_name, **fields).to_yaml()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import BatchFeature, ProcessorMixin
+from transformers.utils import cached_file
 
 from . import vocabulary as V
 from .configuration_ofa_plus import PRESETS
@@ -18,6 +20,7 @@ from .instruction import Instruction, PromptText
 from .modalities.base import SlotContext
 from .modalities.image import ImageModality, OFAPlusImageProcessor, load_image
 from .plan import RepeatPlan, SlotPlan, TaskPlan, TemplatePlan, compile_plan
+from .task_card import TaskCard, get_task, tasks_from_dicts
 from .tokenization_ofa_plus import OFAPlusTokenizer
 
 
@@ -50,9 +53,29 @@ class OFAPlusProcessor(ProcessorMixin):
     list per column for a batch. With all target columns present the output also holds ``labels``.
     """
 
-    def __init__(self, image_processor=None, tokenizer=None, image_patch_stride: int = 16, **kwargs):
+    def __init__(self, image_processor=None, tokenizer=None, image_patch_stride: int = 16,
+                 task_cards: list[dict] | None = None, **kwargs):
         self.image_patch_stride = image_patch_stride
+        self.task_cards = list(task_cards or [])  # the model's task cards (saved in processor_config.json)
         super().__init__(image_processor, tokenizer, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`ProcessorMixin.from_pretrained`; a processor saved without task cards takes those of the
+        model saved beside it (``config.json``), so ``processor.tasks`` works for any trained model."""
+        processor = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if not processor.task_cards:
+            processor.task_cards = _model_task_cards(pretrained_model_name_or_path, kwargs)
+        return processor
+
+    @property
+    def tasks(self) -> dict[str, TaskCard]:
+        """The task cards this processor carries, by name (run one with ``processor.task(name)``)."""
+        return tasks_from_dicts(self.task_cards)
+
+    def task(self, name: str) -> TaskCard:
+        """The card of task ``name``; an unknown name is an error listing the known tasks."""
+        return get_task(self.tasks, name)
 
     @staticmethod
     def get_possibly_dynamic_module(module_name):
@@ -84,13 +107,20 @@ class OFAPlusProcessor(ProcessorMixin):
         return (self.image_size // self.image_patch_stride) ** 2
 
     # ------------------------------------------------------------------------------ encoding
-    def __call__(self, instruction: str | Instruction | TaskPlan, *, return_tensors: str = "pt",
+    def __call__(self, instruction: str | Instruction | TaskPlan | None = None, *, return_tensors: str = "pt",
                  training: bool = False, closed_set: list[str] | None = None, seed: int | None = None,
                  **columns) -> OFAPlusBatch:
+        if instruction is None:  # transformers' image-text-to-text convention: images= and text=
+            instruction, columns = _image_text_request(columns)
         plan = instruction if isinstance(instruction, TaskPlan) else compile_plan(instruction)
         rows = self._rows_from_columns(plan, columns)
         return self.process_rows(plan, rows, training=training, closed_set=closed_set,
                                  rng=random.Random(seed), return_tensors=return_tensors)
+
+    def split_rows(self, plan: TaskPlan, columns: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+        """Keyword columns -> (rows, whether the columns held a batch rather than one row)."""
+        rows = self._rows_from_columns(plan, columns)
+        return rows, not (len(rows) == 1 and rows[0] is columns)
 
     def _rows_from_columns(self, plan: TaskPlan, columns: dict[str, Any]) -> list[dict[str, Any]]:
         """Keyword columns -> rows. The first column the plan knows decides single row vs batch."""
@@ -331,6 +361,33 @@ class OFAPlusProcessor(ProcessorMixin):
 
     def decode(self, *args, **kwargs):
         return self.tokenizer.decode(*args, **kwargs)
+
+
+IMAGE_TEXT_INSTRUCTION = "[IMAGE:image] [TEXT:text] -> [TEXT:answer]"
+
+
+def _image_text_request(columns: dict) -> tuple[str, dict]:
+    """``processor(images=..., text=...)`` (what transformers' image-text-to-text pipeline calls): the
+    text is the prompt after the image, as in "[IMAGE:image] what does the image describe? -> ..."."""
+    if "images" not in columns or "text" not in columns:
+        raise ValueError("give an instruction, e.g. processor('[IMAGE:image] what does the image describe? -> "
+                         "[TEXT:caption]', image=img), or images= and text= (image-text-to-text)")
+    images, text = columns["images"], columns["text"]
+    if isinstance(images, (list, tuple)) and isinstance(text, str):
+        text = [text] * len(images)  # one prompt for every image
+    return IMAGE_TEXT_INSTRUCTION, {"image": images, "text": text}
+
+
+def _model_task_cards(path, kwargs: dict) -> list[dict]:
+    """``task_cards`` of the ``config.json`` beside a processor (a folder or Hub repo), or []."""
+    hub = {k: kwargs[k] for k in ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+           if k in kwargs}
+    config = cached_file(path, "config.json", _raise_exceptions_for_missing_entries=False,
+                         _raise_exceptions_for_connection_errors=False, **hub)
+    if config is None:
+        return []
+    with open(config, encoding="utf-8") as f:
+        return json.load(f).get("task_cards") or []
 
 
 def _after_prompt(items):

@@ -107,7 +107,7 @@ class TaskCard:
     @property
     def scored_columns(self) -> set[str]:
         """Columns of the scored decoder slots of every template: what inference must not be given."""
-        return {s.column for t in self.plan.templates for s in t.targets()}
+        return scored_columns(self.plan)
 
     def split_name(self, role: str) -> str | None:
         """The dataset split playing ``role`` (train / validation / test); evaluation falls back to
@@ -310,6 +310,35 @@ def load_cards(paths: str | os.PathLike | list, check_dataset: bool = True) -> l
 def cards_from_dicts(dicts: list[dict]) -> list[TaskCard]:
     """Cards stored with a trained model (``config.task_cards``): no dataset needed to run them."""
     return [TaskCard.from_dict(d, source="saved with the model", check_dataset=False) for d in dicts]
+
+
+def tasks_from_dicts(dicts: list[dict] | None) -> dict[str, TaskCard]:
+    """``model.tasks`` / ``processor.tasks``: the stored cards by name."""
+    return {card.name: card for card in cards_from_dicts(dicts or [])}
+
+
+def get_task(tasks: dict[str, TaskCard], name: str) -> TaskCard:
+    """The card called ``name``; an unknown name is an error that lists the known ones."""
+    if name not in tasks:
+        known = ", ".join(sorted(tasks)) if tasks else "none (this model carries no task cards: give an instruction)"
+        raise ValueError(f"unknown task {name!r}; the model's tasks: {known}")
+    return tasks[name]
+
+
+def scored_columns(plan: TaskPlan) -> set[str]:
+    """Columns of the scored decoder slots of every template: what inference must not be given."""
+    return {s.column for t in plan.templates for s in t.targets()}
+
+
+def inference_row(plan: TaskPlan, row: dict) -> dict:
+    """A row without its target columns, so the decoder gets only its prompt."""
+    targets = scored_columns(plan)
+    return {k: v for k, v in row.items() if k not in targets}
+
+
+def generation_kwargs(plan: TaskPlan) -> dict[str, int]:
+    """``generate()`` settings of a plan (its card's ``generation``, or the generator's defaults)."""
+    return {"num_beams": plan.generator.num_beams, "max_new_tokens": plan.generator.max_new_tokens}
 
 
 @functools.lru_cache(maxsize=64)

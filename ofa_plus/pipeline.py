@@ -1,0 +1,111 @@
+"""``pipeline("multimodal-instruction")``: run an instruction, or one of the model's tasks by name.
+
+    import ofa_plus                                   # registers the task (alias "ofa-plus")
+    from transformers import pipeline
+
+    pipe = pipeline("multimodal-instruction", model="runs/default/final")
+    pipe("[IMAGE:image] what does the image describe? -> [TEXT:caption]", image=img)   # -> "a red circle"
+    pipe(task="mnist", image=[img1, img2], batch_size=2)                               # -> ["seven", "one"]
+    pipe([{"image": img1}, {"image": img2}], task="mnist", num_beams=3)               # rows as dicts
+
+Column values are keyword arguments named after the instruction's slots (one value, or a list per
+column for a batch); every other keyword argument is a ``generate()`` setting. A task by name uses
+its card: the instruction, closed set, beams and length it was trained and evaluated with. The
+output is the decoded value (text, a box in pixels, a dict for several targets), one per row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import AutoModelForSeq2SeqLM, GenerationConfig, Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .plan import TaskPlan, compile_plan
+from .processing_ofa_plus import OFAPlusBatch
+from .task_card import TaskCard, generation_kwargs, get_task, inference_row, tasks_from_dicts
+
+TASK = "multimodal-instruction"
+ALIAS = "ofa-plus"
+_GENERATION_KEYS = {k for k in vars(GenerationConfig()) if not k.startswith("_")} | {
+    "generation_config", "logits_processor", "stopping_criteria"}
+
+
+class OFAPlusPipeline(Pipeline):
+    """Instruction (or task name) + columns -> decoded values, through the processor and ``generate()``."""
+
+    _load_processor = True
+    _load_tokenizer = _load_image_processor = _load_feature_extractor = _load_video_processor = False
+    _pipeline_calls_generate = True
+
+    @property
+    def tasks(self) -> dict[str, TaskCard]:
+        """The model's task cards by name (the processor's when the model carries none)."""
+        return tasks_from_dicts(getattr(self.model.config, "task_cards", None) or self.processor.task_cards)
+
+    def __call__(self, inputs: str | dict | list[dict] | TaskPlan | None = None, *, task: str | None = None,
+                 batch_size: int | None = None, num_workers: int | None = None, **kwargs) -> Any:
+        plan = self._plan(inputs, task)
+        columns = {k: kwargs.pop(k) for k in list(kwargs) if k in plan.columns()}
+        unknown = sorted(set(kwargs) - _GENERATION_KEYS - {"closed_set"})
+        if unknown:
+            raise ValueError(f"{', '.join(map(repr, unknown))}: neither a column of the instruction "
+                             f"({', '.join(plan.columns())}) nor a generate() setting")
+        if isinstance(inputs, (dict, list)):
+            if columns:
+                raise ValueError("give the columns either as rows (dicts) or as keyword arguments, not both")
+            rows, batched = (inputs, True) if isinstance(inputs, list) else ([inputs], False)
+        else:
+            rows, batched = self.processor.split_rows(plan, columns)
+        rows = [inference_row(plan, row) for row in rows]
+        size = batch_size or self._batch_size or 1
+        chunks = [{"plan": plan, "rows": rows[i: i + size]} for i in range(0, len(rows), size)]
+        # each item of the base pipeline is one batch of rows (one generate() call)
+        outputs = super().__call__(chunks, num_workers=num_workers, batch_size=1, **kwargs)
+        values = [value for chunk in outputs for value in chunk]
+        return values if batched else values[0]
+
+    def _plan(self, inputs, task: str | None) -> TaskPlan:
+        if task is not None:
+            if isinstance(inputs, (str, TaskPlan)):
+                raise ValueError("give either an instruction or task=, not both")
+            return get_task(self.tasks, task).plan
+        if isinstance(inputs, TaskPlan):
+            return inputs
+        if isinstance(inputs, str):
+            return compile_plan(inputs)
+        known = ", ".join(sorted(self.tasks)) or "none"
+        raise ValueError("give an instruction, e.g. pipe('[IMAGE:image] what does the image describe? -> "
+                         f"[TEXT:caption]', image=img), or a task of the model by name: task=... (known: {known})")
+
+    def _sanitize_parameters(self, closed_set=None, **generate_kwargs):
+        preprocess = {} if closed_set is None else {"closed_set": closed_set}
+        forward = {"generate_kwargs": generate_kwargs} if generate_kwargs else {}
+        return preprocess, forward, {}
+
+    def preprocess(self, chunk: dict, closed_set: list[str] | None = None) -> dict:
+        batch = self.processor.process_rows(chunk["plan"], chunk["rows"], closed_set=closed_set)
+        return {**batch, "rows": batch.rows}
+
+    def _forward(self, model_inputs: dict, generate_kwargs: dict | None = None) -> dict:
+        rows = model_inputs.pop("rows")
+        plan = model_inputs["task_plan"]
+        if "pixel_values" in model_inputs:
+            model_inputs["pixel_values"] = model_inputs["pixel_values"].to(self.dtype)
+        settings = {**generation_kwargs(plan), **self._prepare_generate_kwargs(generate_kwargs or {})}
+        generated = self.model.generate(**model_inputs, **settings)
+        sequences = generated if torch.is_tensor(generated) else generated.sequences
+        return {"sequences": sequences, "task_plan": plan, "rows": rows}
+
+    def postprocess(self, outputs: dict) -> list[Any]:
+        batch = OFAPlusBatch({"task_plan": outputs["task_plan"]})
+        batch.rows = outputs["rows"]
+        return self.processor.postprocess(outputs["sequences"], batch)
+
+
+def register() -> None:
+    """Make ``pipeline("multimodal-instruction")`` (and its alias ``"ofa-plus"``) build an `OFAPlusPipeline`."""
+    PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=OFAPlusPipeline, pt_model=AutoModelForSeq2SeqLM,
+                                        type="multimodal")
+    PIPELINE_REGISTRY.task_aliases[ALIAS] = TASK
