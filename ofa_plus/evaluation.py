@@ -23,12 +23,12 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
-from .metrics import METRICS, baseline_name, compute_metrics, trivial_baseline
+from .metrics import METRICS, baseline_name, best_constant_baseline, compute_metrics
 from .model_card import model_index
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration
 from .multitask import collate
 from .processing_ofa_plus import OFAPlusProcessor
-from .task_card import TaskCard, cards_from_dicts, load_cards
+from .task_card import TaskCard, cards_from_dicts, generation_kwargs, inference_row, load_cards
 
 SAMPLES_PER_TASK = 5
 
@@ -74,18 +74,18 @@ def predict(model, processor: OFAPlusProcessor, card: TaskCard, rows: list[dict]
     """One prediction per row (None where the row could not be read), identical for any process count."""
     order = sorted(range(len(rows)), key=lambda i: (_length(rows[i]), i))
     batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
-    generator = card.plan.generator
+    settings = generation_kwargs(card.plan)
+    if num_beams:
+        settings["num_beams"] = num_beams
     mine: list[tuple[int, Any]] = []
     for batch_indices in batches[accelerator.process_index::accelerator.num_processes]:
-        # inference inputs: the target columns are left out so the decoder gets only its prompt
-        chunk = [{k: v for k, v in rows[i].items() if k not in card.scored_columns} for i in batch_indices]
+        chunk = [inference_row(card.plan, rows[i]) for i in batch_indices]
         batch, skipped = collate(processor, card, chunk, batch_indices, training=False, rng=None)
         bad = {s.index for s in skipped}
         good = [i for i in batch_indices if i not in bad]
         if batch is not None:
             tensors = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            generated = model.generate(**tensors, num_beams=num_beams or generator.num_beams,
-                                       max_new_tokens=generator.max_new_tokens)
+            generated = model.generate(**tensors, **settings)
             mine += list(zip(good, processor.postprocess(generated, batch)))
         mine += [(i, None) for i in bad]
         if progress is not None:
@@ -109,13 +109,15 @@ def evaluate_card(model, processor, card: TaskCard, accelerator: Accelerator, sp
     train = card.load_split("train")
     target = card.columns[card.target_column]
     train_targets = [target.apply(v) for v in train[target.column]]
-    baseline = compute_metrics(card.metrics, trivial_baseline(train_targets, len(rows)), references, extra)
+    baseline, _ = best_constant_baseline(card.metrics, train_targets, references, extra)
     targets = card.scored_columns | {"references"}
     samples = [{"inputs": {k: v for k, v in row.items() if isinstance(v, (str, int, float)) and k not in targets},
                 "prediction": _plain(p), "reference": _plain(row["references"])}
                for row, p in zip(rows[:SAMPLES_PER_TASK], predictions)]
     return {"task": card.name, "rows": len(rows), "scores": scores, "baseline": baseline,
             "baseline_kind": baseline_name(train_targets), "failed": sum(p is None for p in predictions),
+            # a model that answers every row alike shows here (its score is then a constant's)
+            "distinct_predictions": len({repr(_plain(p)) for p in predictions if p is not None}),
             "samples": samples, "task_type": task_type(card), "split": card.split_name(split),
             "dataset": str(card.dataset["path"])}
 
@@ -128,12 +130,15 @@ def _plain(value):
 
 
 def results_table(entries: list[dict]) -> str:
-    lines = ["| task | metric | score | trivial baseline | rows |", "|---|---|---:|---:|---:|"]
+    lines = ["| task | metric | score | trivial baseline | rows | distinct predictions |",
+             "|---|---|---:|---:|---:|---:|"]
     for e in entries:
         for k, (metric, value) in enumerate(e["scores"].items()):
             arrow = "" if METRICS[metric].higher_is_better else " ↓"
-            lines.append(f"| {e['task'] if k == 0 else ''} | {metric}{arrow} | {value:.1f} | "
-                         f"{e['baseline'][metric]:.1f} ({e['baseline_kind']}) | {e['rows'] if k == 0 else ''} |")
+            first = k == 0
+            lines.append(f"| {e['task'] if first else ''} | {metric}{arrow} | {value:.1f} | "
+                         f"{e['baseline'][metric]:.1f} ({e['baseline_kind']}) | {e['rows'] if first else ''} | "
+                         f"{e.get('distinct_predictions', '') if first else ''} |")
     return "\n".join(lines)
 
 

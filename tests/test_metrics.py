@@ -10,7 +10,7 @@ from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from ofa_plus import metrics
-from ofa_plus.metrics import (METRICS, baseline_name, box_iou, compute_metrics, normalize_vqa_answer, parse_sudoku,
+from ofa_plus.metrics import (METRICS, baseline_name, best_constant_baseline, box_iou, compute_metrics, normalize_vqa_answer, parse_sudoku,
                               trivial_baseline)
 from ofa_plus.model_card import eval_results, model_card_metadata_yaml, model_index
 
@@ -310,9 +310,28 @@ def test_baseline_most_frequent_answer_with_first_seen_tie_break():
     assert trivial_baseline(["b", "a", "a"], 2) == ["a", "a"]
     # unhashable targets
     assert trivial_baseline([["x", "y"], ["z"], ["z"]], 1) == [["z"]]
-    assert baseline_name(["yes", "no"]) == "most frequent answer"
+    assert baseline_name(["yes", "no"]) == "best of the 10 most frequent answers"
     with pytest.raises(ValueError):
         trivial_baseline([], 1)
+
+
+def test_best_constant_baseline_is_the_best_frequent_answer_on_these_references():
+    train = ["cat"] * 5 + ["dog"] * 3 + ["fish"] * 2 + ["bird"]
+    # "cat" is the most frequent training answer, but "dog" is right on 2 of these 4 rows, "fish" on 1
+    scores, answer = best_constant_baseline(["accuracy"], train, ["dog", "fish", "dog", "eel"])
+    assert answer == "dog" and scores == {"accuracy": pytest.approx(50.0)}
+    # only the `candidates` most frequent answers are tried: with 1, the answer is "cat"
+    scores, answer = best_constant_baseline(["accuracy"], train, ["dog", "fish", "dog", "eel"], candidates=1)
+    assert answer == "cat" and scores["accuracy"] == 0.0
+    # ties go to the more frequent answer; the first metric decides, every metric is reported
+    scores, answer = best_constant_baseline(["accuracy", "exact_match"], train, ["fish", "cat"])
+    assert answer == "cat" and set(scores) == {"accuracy", "exact_match"}
+    # boxes: the median box is the only candidate
+    boxes = [(0, 0, 10, 10), (2, 4, 6, 8), (1, 1, 20, 30)]
+    scores, answer = best_constant_baseline(["iou_acc"], boxes, boxes)
+    assert answer == (1.0, 1.0, 10.0, 10.0) and scores["iou_acc"] == pytest.approx(100 / 3)
+    with pytest.raises(ValueError, match="at least one training target"):
+        best_constant_baseline(["accuracy"], [], ["a"])
 
 
 def test_baseline_median_box():

@@ -1,10 +1,11 @@
-"""IMAGE: pixels -> ResNet-stage patch features with 2-D positions.
+"""IMAGE: pixels -> CNN patch features (ResNet stages or MobileNetV2 blocks) with 2-D positions.
 
 Processor half: load any common image value, resize to the model's square size, normalise
 (`OFAPlusImageProcessor`, an HF image processor saved with the processor). In the token stream an
 image is a run of ``image_tokens`` ``<image>`` placeholders that the model replaces with patches.
 Model half: `ImageAdaptor`, torchvision ResNet stages (OFA keeps stages 1-3: stride 16, so
-480 px -> 30x30 patches) and a linear projection to ``d_model``.
+480 px -> 30x30 patches) or MobileNetV2 blocks cut at the same stride, and a linear projection to
+``d_model``. `ImageAdaptor.load_backbone_weights` starts the CNN from ImageNet weights.
 """
 
 from __future__ import annotations
@@ -94,22 +95,64 @@ class ImageModality(Modality):
         return pixels
 
 
+# MobileNetV2 feature blocks that end at stride 4, 8, 16, 32 (the ResNet stage counts 1-4)
+MOBILENET_V2_BLOCKS = {1: 4, 2: 7, 3: 14, 4: 18}
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
 class ImageAdaptor(nn.Module):
-    """torchvision ResNet stem + the first ``image_backbone_stages`` stages, then a projection to d_model."""
+    """A torchvision CNN cut at stride ``2 ** (image_backbone_stages + 1)`` (ResNet stem + stages, or
+    MobileNetV2 feature blocks), then a projection to d_model."""
 
     def __init__(self, config):
         super().__init__()
-        resnet = getattr(torchvision.models, config.image_backbone)(weights=None)
-        stages = [resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4][: config.image_backbone_stages]
-        self.backbone = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool, *stages)
-        block = stages[-1][-1]
-        channels = (block.bn3 if hasattr(block, "bn3") else block.bn2).num_features
+        cnn = getattr(torchvision.models, config.image_backbone)(weights=None)
+        if config.image_backbone == "mobilenet_v2":
+            blocks = MOBILENET_V2_BLOCKS[config.image_backbone_stages]
+            kept = [(f"features.{i}", cnn.features[i]) for i in range(blocks)]
+        else:
+            names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+            kept = [(name, getattr(cnn, name)) for name in names[: 4 + config.image_backbone_stages]]
+        self.backbone = nn.Sequential(*(module for _, module in kept))
+        self.backbone_name = config.image_backbone
+        self.source_names = [name for name, _ in kept]  # where each block sits in a torchvision checkpoint
+        channels = [m for m in self.backbone.modules() if isinstance(m, nn.BatchNorm2d)][-1].num_features
         self.proj = nn.Linear(channels, config.d_model)
+        self.pretrained = config.image_backbone_pretrained
+        if self.pretrained:  # ImageNet statistics, not the batch's: single-task batches would shift them
+            _freeze_batchnorm(self.backbone)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) -> (N, H/16 * W/16, d_model), patches in row-major order."""
+        """(N, 3, H, W) -> (N, H/stride * W/stride, d_model), patches in row-major order."""
+        if self.pretrained:  # pixels arrive normalised with mean = std = 0.5; ImageNet weights expect its own
+            mean = pixel_values.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+            std = pixel_values.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+            pixel_values = (pixel_values * 0.5 + 0.5 - mean) / std
         features = self.backbone(pixel_values)
         return self.proj(features.flatten(2).transpose(1, 2))
+
+    def load_backbone_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Load a torchvision checkpoint of the same CNN (e.g. its ImageNet weights) into the kept blocks."""
+        if not self.pretrained:
+            raise ValueError("load_backbone_weights needs a model configured with image_backbone_pretrained=True "
+                             "(fixed BatchNorm statistics, ImageNet pixel statistics)")
+        wanted = {}
+        for key in self.backbone.state_dict():
+            block, rest = key.split(".", 1)
+            wanted[key] = f"{self.source_names[int(block)]}.{rest}"
+        missing = [name for name in wanted.values() if name not in state_dict]
+        if missing:
+            raise ValueError(f"the backbone checkpoint lacks {len(missing)} tensor(s), e.g. {missing[:3]}: "
+                             f"is it a checkpoint of torchvision's {self.backbone_name}?")
+        self.backbone.load_state_dict({key: state_dict[name] for key, name in wanted.items()})
+
+
+def _freeze_batchnorm(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(module, name, torchvision.ops.misc.FrozenBatchNorm2d(child.num_features, eps=child.eps))
+        else:
+            _freeze_batchnorm(child)
 
 
 ImageModality.adaptor_class = ImageAdaptor
