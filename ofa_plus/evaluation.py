@@ -89,7 +89,8 @@ def predict(model, processor: OFAPlusProcessor, card: TaskCard, rows: list[dict]
             mine += list(zip(good, processor.postprocess(generated, batch)))
         mine += [(i, None) for i in bad]
         if progress is not None:
-            progress.update(len(batch_indices) * accelerator.num_processes)
+            # the main process sees its own batches only: count the others' alike, without overshooting
+            progress.update(min(len(batch_indices) * accelerator.num_processes, progress.total - progress.n))
     predictions = dict(gather_object(mine))
     return [predictions[i] for i in range(len(rows))]
 
