@@ -577,8 +577,12 @@ def trivial_baseline(train_targets: Sequence, count: int) -> list:
     return [guess for _ in range(count)]
 
 
+BASELINE_CANDIDATES = 10  # constant answers `best_constant_baseline` tries
+
+
 def best_constant_baseline(names: Sequence[str], train_targets: Sequence, references: Sequence,
-                           extra: Sequence[dict] | None = None, candidates: int = 10) -> tuple[dict, Any]:
+                           extra: Sequence[dict] | None = None,
+                           candidates: int = BASELINE_CANDIDATES) -> tuple[dict, Any]:
     """Scores of the best constant prediction among the ``candidates`` most frequent training targets
     (the median box for boxes), judged by the first metric on these very references.
 
@@ -600,5 +604,7 @@ def best_constant_baseline(names: Sequence[str], train_targets: Sequence, refere
 
 
 def baseline_name(train_targets: Sequence) -> str:
-    """How `trivial_baseline` predicts for these targets, for reports."""
-    return "median box" if _all_boxes(list(train_targets)) else "best of the 10 most frequent answers"
+    """How `best_constant_baseline` predicts for these targets, for reports."""
+    if _all_boxes(list(train_targets)):
+        return "median box"
+    return f"best of the {BASELINE_CANDIDATES} most frequent answers"

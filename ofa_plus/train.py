@@ -114,11 +114,12 @@ def build_model(args, cards: list[TaskCard]) -> tuple[OFAPlusForConditionalGener
 
 
 def parse_config_overrides(text: str) -> dict:
-    """``"entangle_position_embedding=true,init_std=0.02"`` -> {name: YAML-typed value}."""
+    """``"d_model=128,init_std=0.0884"`` -> {name: YAML-typed value}."""
+    fields = OFAPlusConfig().to_dict()
     overrides = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = item.partition("=")
-        if not sep or key.strip() not in OFAPlusConfig().to_dict():
+        if not sep or key.strip() not in fields:
             raise ValueError(f"--config-overrides: {item!r} is not KEY=VALUE with KEY a field of OFAPlusConfig")
         overrides[key.strip()] = yaml.safe_load(value)
     return overrides

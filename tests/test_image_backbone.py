@@ -90,3 +90,24 @@ def test_pretrained_backbone_round_trips_through_save_pretrained(tmp_path):
     with torch.no_grad():
         out, loaded_out = model.generate(**inputs, max_new_tokens=4), loaded.generate(**inputs, max_new_tokens=4)
     assert torch.equal(out, loaded_out)
+
+
+def test_trainer_builds_a_pretrained_backbone_and_config_overrides(tmp_path):
+    from ofa_plus.train import build_model, parse_args, parse_config_overrides
+
+    _, checkpoint = torchvision_checkpoint("mobilenet_v2")
+    torch.save(checkpoint, tmp_path / "mobilenet.pth")
+    args = parse_args(["--cards", "x", "--output", str(tmp_path), "--image-size", "64",
+                       "--image-backbone", "mobilenet_v2", "--backbone-weights", str(tmp_path / "mobilenet.pth"),
+                       "--config-overrides", "d_model=128, encoder_ffn_dim=512,label_smoothing=0.0"])
+    model, processor = build_model(args, [])
+    config = model.config
+    assert (config.image_backbone, config.image_backbone_pretrained, config.d_model, config.encoder_ffn_dim,
+            config.label_smoothing) == ("mobilenet_v2", True, 128, 512, 0.0)
+    loaded = model.model.encoder.image_adaptor.backbone[0][1].running_mean
+    assert loaded.equal(checkpoint["features.0.1.running_mean"])
+    assert processor.image_size == 64
+    with pytest.raises(ValueError, match=r"'d_modle=1' is not KEY=VALUE with KEY a field of OFAPlusConfig"):
+        parse_config_overrides("d_modle=1")
+    with pytest.raises(ValueError, match=r"'d_model' is not KEY=VALUE"):
+        parse_config_overrides("d_model")
