@@ -58,6 +58,22 @@ class DropPath(nn.Module):
         return x * keep / (1 - self.rate)
 
 
+def attention(query, key, value, bias: torch.Tensor | None, dropout: float, scale: float) -> torch.Tensor:
+    """softmax(q.k^T * scale + bias) v on SDPA, except for a trained bias on CPU.
+
+    SDPA has no CPU kernel that returns the bias's gradient; its generic fallback then makes extra
+    passes over the (B, H, Lq, Lk) scores (scaled copies, a "safe" softmax and its masks) that the
+    plain form below does not need. The biases here are finite, so no row is fully masked."""
+    if bias is None or not bias.requires_grad or query.device.type != "cpu":
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=bias, dropout_p=dropout, scale=scale)
+    scores = torch.matmul(query * scale, key.transpose(-1, -2))
+    scores += bias
+    probs = scores.softmax(dim=-1)
+    if dropout:
+        probs = F.dropout(probs, dropout)
+    return torch.matmul(probs, value)
+
+
 class OFAPlusAttention(nn.Module):
     """Multi-head attention on SDPA with an additive bias; fused QKV for self-attention."""
 
@@ -75,8 +91,12 @@ class OFAPlusAttention(nn.Module):
         self.out_proj = nn.Linear(d, d)
         self.head_scale = nn.Parameter(torch.ones(num_heads)) if config.normformer else None
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.view(x.shape[0], x.shape[1], -1, self.head_dim).transpose(1, 2)
+    def _heads(self, x: torch.Tensor, parts: int = 1):
+        """(B, L, parts * d) -> ``parts`` tensors (B, H, L, head_dim). Unbinding a view (not chunking the
+        head-major tensor) lets the backward pass stack the parts' gradients straight into place."""
+        if parts == 1:
+            return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
+        return [part.transpose(1, 2) for part in x.unflatten(-1, (parts, self.num_heads, self.head_dim)).unbind(2)]
 
     def forward(self, hidden_states, key_value_states=None, attn_bias=None, cache: EncoderDecoderCache | None = None):
         if self.is_cross_attention:
@@ -85,17 +105,21 @@ class OFAPlusAttention(nn.Module):
                 layer = cache.cross_attention_cache.layers[self.layer_idx]
                 key, value = layer.keys, layer.values
             else:  # encoder K/V are computed once per generation and then reused
-                key, value = self._heads(self.kv_proj(key_value_states)).chunk(2, dim=1)
+                key, value = self._heads(self.kv_proj(key_value_states), 2)
                 if cache is not None:
                     key, value = cache.cross_attention_cache.update(key, value, self.layer_idx)
                     cache.is_updated[self.layer_idx] = True
+            group = query.shape[0] // key.shape[0]
+            if group > 1:  # consecutive decoder rows (beams) share one encoder row: attend as one longer query
+                query = query.unflatten(0, (-1, group)).transpose(1, 2).flatten(2, 3)
         else:
-            query, key, value = self._heads(self.qkv_proj(hidden_states)).chunk(3, dim=1)
+            query, key, value = self._heads(self.qkv_proj(hidden_states), 3)
             if cache is not None:
                 key, value = cache.self_attention_cache.update(key, value, self.layer_idx)
-        out = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=attn_bias, dropout_p=self.dropout if self.training else 0.0, scale=self.scaling
-        )
+            group = 1
+        out = attention(query, key, value, attn_bias, self.dropout if self.training else 0.0, self.scaling)
+        if group > 1:
+            out = out.unflatten(2, (group, -1)).transpose(1, 2).flatten(0, 1)
         if self.head_scale is not None:
             out = out * self.head_scale.view(1, -1, 1, 1)
         return self.out_proj(out.transpose(1, 2).reshape(hidden_states.shape))
@@ -255,9 +279,15 @@ class OFAPlusEncoder(nn.Module):
         return is_image, segment_id, position
 
     def position_biases(self, input_ids: torch.Tensor, dtype: torch.dtype):
-        """Absolute-position bias (shared by all layers) and relative-bucket indices (one table per layer)."""
+        """Every layer's position bias, absolute + relative, as ``(layers, U, H, L, L)``, and per row
+        which of the ``U`` distinct layouts it has (None when all rows share one).
+
+        The biases depend only on where the image patches are, and the rows of one task's batch
+        nearly always share that layout (padding is text too), so they are computed once per
+        layout rather than once per row: the same values, a fraction of the work and memory."""
         config = self.config
-        is_image, segment_id, position = self.segment_layout(input_ids)
+        layouts, row_layout = torch.unique(input_ids == config.image_token_id, dim=0, return_inverse=True)
+        is_image, segment_id, position = self.segment_layout(torch.where(layouts, config.image_token_id, 0))
         if bool((position[~is_image] >= config.max_positions).any()):
             raise ValueError(f"a text segment is longer than max_positions={config.max_positions}")
         run_end = is_image & ~F.pad(is_image[:, 1:], (0, 1), value=False)
@@ -280,7 +310,11 @@ class OFAPlusEncoder(nn.Module):
         bucket = torch.where(is_image[:, :, None], self.num_token_buckets + image_offset, text_bucket)
         outside = self.num_token_buckets + span**2  # index of the zero row
         bucket = torch.where(segment_id[:, :, None] == segment_id[:, None, :], bucket, outside)
-        return absolute, bucket
+        # one lookup for every layer's table: (U, L, L, layers * H) -> (layers, U, H, L, L)
+        tables = torch.cat([table.weight for table in self.relative_bias], dim=1)
+        tables = torch.cat([tables, self.relative_bias_padding.repeat(1, len(self.relative_bias))], dim=0)
+        relative = F.embedding(bucket, tables).unflatten(-1, (len(self.relative_bias), -1)).permute(3, 0, 4, 1, 2)
+        return absolute + relative.to(dtype), (row_layout if len(layouts) > 1 else None)
 
     def forward(self, input_ids=None, attention_mask=None, pixel_values=None, inputs_embeds=None,
                 output_hidden_states=False, return_dict=True, **kwargs):
@@ -300,14 +334,13 @@ class OFAPlusEncoder(nn.Module):
             x = x.masked_scatter(is_image[..., None], features.reshape(-1, x.shape[-1]).to(x.dtype))
         x = self.dropout(self.layernorm_embedding(x + self.type_embedding(is_image.long())))
 
-        absolute, bucket = self.position_biases(input_ids, x.dtype)
-        if attention_mask is not None:
-            absolute = absolute + _padding_bias(attention_mask, x.dtype)
+        position_bias, row_layout = self.position_biases(input_ids, x.dtype)
+        if row_layout is not None:  # rows of different layouts: gather each row's biases
+            position_bias = position_bias[:, row_layout]
+        padding = None if attention_mask is None else _padding_bias(attention_mask, x.dtype)
         hidden_states = [x] if output_hidden_states else None
-        for layer, table in zip(self.layers, self.relative_bias):
-            weight = torch.cat([table.weight, self.relative_bias_padding], dim=0)
-            bias = absolute + F.embedding(bucket, weight).permute(0, 3, 1, 2).to(x.dtype)
-            x = layer(x, bias)
+        for layer, bias in zip(self.layers, position_bias):
+            x = layer(x, bias if padding is None else bias + padding)
             if output_hidden_states:
                 hidden_states.append(x)
         x = self.layer_norm(x)
@@ -336,23 +369,42 @@ class OFAPlusDecoder(nn.Module):
         self.layer_norm = nn.LayerNorm(d)
         self.gradient_checkpointing = False
 
-    def forward(self, input_ids, encoder_hidden_states, encoder_attention_mask=None, cache=None):
+    def self_attention_biases(self, start: int, end: int, dtype: torch.dtype) -> torch.Tensor:
+        """Every layer's self-attention bias (absolute + relative + causal) for the queries at positions
+        ``start..end-1`` over the keys ``0..end-1``: ``(layers, 1, H, end - start, end)``."""
+        config = self.config
+        key_positions = torch.arange(end, device=self.embed_positions.weight.device)
+        pos = self.pos_ln(self.embed_positions(key_positions)).to(dtype)[None]
+        absolute = self.absolute_bias(pos[:, start:], pos)  # (1, H, Lq, Lk)
+        relative = key_positions[None, :] - key_positions[start:, None]
+        bucket = token_relative_buckets(relative, config.token_bucket_size, config.max_positions)
+        causal = torch.zeros(relative.shape, dtype=dtype, device=bucket.device).masked_fill(
+            relative > 0, torch.finfo(dtype).min)
+        # every layer's relative bias from one lookup: (Lq, Lk, layers * H) -> (layers, H, Lq, Lk)
+        tables = torch.cat([table.weight for table in self.relative_bias], dim=1)
+        relative_biases = F.embedding(bucket, tables).unflatten(-1, (len(self.layers), -1)).permute(2, 3, 0, 1)
+        return absolute + (relative_biases.to(dtype) + causal)[:, None]
+
+    def forward(self, input_ids, encoder_hidden_states, encoder_attention_mask=None, cache=None, inputs_embeds=None):
         config = self.config
         past, length = (cache.get_seq_length() if cache is not None else 0), input_ids.shape[1]
         if past + length > config.max_positions:
             raise ValueError(f"decoder length {past + length} exceeds max_positions={config.max_positions}")
-        x = self.dropout(self.layernorm_embedding(self.embed_tokens(input_ids)))
-        key_positions = torch.arange(past + length, device=x.device)
-        query_positions = key_positions[past:]
-        pos = self.pos_ln(self.embed_positions(key_positions)).to(x.dtype)[None]
-        absolute = self.absolute_bias(pos[:, past:], pos)  # (1, H, Lq, Lk)
-        relative = key_positions[None, :] - query_positions[:, None]
-        bucket = token_relative_buckets(relative, config.token_bucket_size, config.max_positions)
-        causal = torch.zeros(relative.shape, dtype=x.dtype, device=x.device).masked_fill(
-            relative > 0, torch.finfo(x.dtype).min)
+        x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
+        x = self.dropout(self.layernorm_embedding(x))
+        if cache is not None and not torch.is_grad_enabled():
+            # Decoding: the biases depend on positions only. Compute them for a block of upcoming
+            # positions, keep the block with this generation's cache and slice it at every step.
+            start, block = getattr(cache, "ofa_self_attention_biases", (0, None))
+            if block is None or past < start or past + length > start + block.shape[-2] or block.dtype != x.dtype:
+                start = past
+                block = self.self_attention_biases(past, min(config.max_positions, past + max(length, 32)), x.dtype)
+                cache.ofa_self_attention_biases = (start, block)
+            self_biases = block[..., past - start: past - start + length, : past + length]
+        else:
+            self_biases = self.self_attention_biases(past, past + length, x.dtype)
         cross_bias = None if encoder_attention_mask is None else _padding_bias(encoder_attention_mask, x.dtype)
-        for layer, table in zip(self.layers, self.relative_bias):
-            self_bias = absolute + (table(bucket).permute(2, 0, 1).to(x.dtype) + causal)[None]
+        for layer, self_bias in zip(self.layers, self_biases.unbind(0)):
             x = layer(x, encoder_hidden_states, self_bias, cross_bias, cache)
         return self.layer_norm(x)
 
@@ -378,19 +430,86 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, pixel_values=None, decoder_input_ids=None,
                 encoder_outputs=None, cache: Cache | None = None, use_cache=None, output_hidden_states=None, **kwargs):
+        inputs_embeds = decoder_inputs_embeds = None
+        if encoder_outputs is None and input_ids is not None and decoder_input_ids is not None:
+            # one lookup for both sides: in training the shared table then takes one gradient from
+            # the token lookups rather than two (each as large as the table when dense)
+            tokens = self.shared(torch.cat([input_ids.flatten(), decoder_input_ids.flatten()]))
+            inputs_embeds, decoder_inputs_embeds = tokens.split([input_ids.numel(), decoder_input_ids.numel()])
+            inputs_embeds = inputs_embeds.view(*input_ids.shape, -1)
+            decoder_inputs_embeds = decoder_inputs_embeds.view(*decoder_input_ids.shape, -1)
         if encoder_outputs is None:
-            encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                                           pixel_values=pixel_values, output_hidden_states=output_hidden_states)
+            encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
+                                           inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states)
         use_cache = self.config.use_cache if use_cache is None else use_cache
         if use_cache and cache is None:
             cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
         hidden = self.decoder(decoder_input_ids, encoder_outputs.last_hidden_state, attention_mask,
-                              cache if use_cache else None)
+                              cache if use_cache else None, decoder_inputs_embeds)
         return Seq2SeqModelOutput(
             last_hidden_state=hidden, cache=cache if use_cache else None,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states,
         )
+
+
+def _gather_rows(source: torch.Tensor, index: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """source[index] written into ``out`` (in its dtype), without a temporary when the dtypes match."""
+    if source.dtype == out.dtype:
+        return torch.index_select(source, 0, index, out=out)
+    return out.copy_(source.index_select(0, index))
+
+
+class _LabelSmoothedLMLoss(torch.autograd.Function):
+    """The LM head's label-smoothed token loss, with the head's backward pass on labelled rows only.
+
+    Value and gradients equal ``F.cross_entropy(hidden @ weight.T, labels, ignore_index=-100,
+    label_smoothing=eps)``. The forward pass reads the logits the model returns anyway, a few rows at
+    a time through one small buffer (no (tokens, vocab) temporaries); the backward pass writes
+    softmax - eps / V - (1 - eps) * onehot for the labelled rows into one buffer and multiplies it into
+    the hidden states and the weight. Rows without a label (padding, no_loss prompts) cost nothing,
+    and neither the log-probabilities nor autograd's separate gradient terms are kept."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, logits, labels, eps: float):
+        rows = (labels != -100).nonzero().squeeze(1)
+        target = labels[rows]
+        dtype = torch.promote_types(logits.dtype, torch.float32)  # bf16/fp16 logits: work in fp32
+        chunk = max(1, 2**20 // logits.shape[-1])  # ~4 MB of fp32 logits at a time
+        buffer = logits.new_empty(min(chunk, len(rows)), logits.shape[-1], dtype=dtype)
+        lse, mean = logits.new_empty(len(rows), dtype=dtype), logits.new_empty(len(rows), dtype=dtype)
+        for start in range(0, len(rows), chunk):
+            end = start + chunk
+            part = _gather_rows(logits, rows[start:end], buffer[: len(rows[start:end])])
+            mean[start:end] = part.mean(dim=-1)
+            top = part.amax(dim=-1, keepdim=True)  # log-sum-exp, in place
+            lse[start:end] = part.sub_(top).exp_().sum(dim=-1).log_() + top.squeeze(-1)
+        target_logit = logits[rows, target].to(dtype)
+        ctx.save_for_backward(hidden, weight, logits, rows, target, lse)
+        ctx.eps, ctx.chunk = eps, chunk
+        # -log p(target) = lse - z_target; the mean of -log p over the vocabulary = lse - mean(z)
+        return (lse - (1 - eps) * target_logit - eps * mean).sum() / len(rows)
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        hidden, weight, logits, rows, target, lse = ctx.saved_tensors
+        eps, vocab = ctx.eps, logits.shape[-1]
+        scale = grad_loss / len(rows)
+        grad = torch.empty(len(rows), vocab, dtype=lse.dtype, device=logits.device)
+        for start in range(0, len(rows), ctx.chunk):  # chunk by chunk, while it is in cache
+            end = start + ctx.chunk
+            part = _gather_rows(logits, rows[start:end], grad[start:end])
+            part.sub_(lse[start:end, None]).exp_().sub_(eps / vocab)
+            part[torch.arange(len(part), device=part.device), target[start:end]] -= 1 - eps
+            part.mul_(scale)
+        grad = grad.to(weight.dtype)
+        grad_hidden = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_hidden = torch.zeros_like(hidden)
+            grad_hidden[rows] = (grad @ weight).to(hidden.dtype)
+        if ctx.needs_input_grad[1]:
+            grad_weight = (grad.t() @ hidden[rows].to(grad.dtype)).to(weight.dtype)
+        return grad_hidden, grad_weight, None, None, None
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, start_token_id: int) -> torch.Tensor:
@@ -408,6 +527,10 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
         self.model = OFAPlusModel(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.post_init()
+        # The tied lm_head gives the shared table a dense gradient anyway; the encoder's and decoder's
+        # token lookups add their rows into it (sparse) instead of each making another vocabulary-sized
+        # dense gradient per step. The table's .grad stays dense.
+        self.model.shared.sparse = bool(config.tie_word_embeddings)
 
     def get_encoder(self):
         return self.model.encoder
@@ -429,9 +552,10 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
                          cache=cache, use_cache=use_cache, output_hidden_states=output_hidden_states)
         logits = self.lm_head(out.last_hidden_state)
         loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100,
-                                   label_smoothing=self.config.label_smoothing)
+        if labels is not None:  # the loss back-propagates through the head itself, on labelled rows only
+            loss = _LabelSmoothedLMLoss.apply(out.last_hidden_state.flatten(0, 1), self.lm_head.weight,
+                                              logits.detach().flatten(0, 1), labels.flatten(),
+                                              self.config.label_smoothing)
         return Seq2SeqLMOutput(loss=loss, logits=logits, cache=out.cache,
                                encoder_last_hidden_state=out.encoder_last_hidden_state,
                                encoder_hidden_states=out.encoder_hidden_states)
@@ -459,6 +583,22 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
             for key, value in constraints.generate_kwargs(prompt_length).items():
                 kwargs.setdefault(key, value)
         return super().generate(inputs, generation_config=generation_config, logits_processor=processors, **kwargs)
+
+    def _expand_inputs_for_generation(self, expand_size=1, is_encoder_decoder=False, input_ids=None, **model_kwargs):
+        """Expand the decoder side per beam / returned sequence, but keep one copy of the encoder side.
+
+        The copies of a row would all hold the same encoder states; the decoder's cross-attention
+        instead lets a row's beams query its single copy (and its cross-attention cache is never
+        reordered), so beam search neither copies nor re-reads the encoder states per beam."""
+        shared = {k: model_kwargs.pop(k) for k in ("encoder_outputs", "attention_mask", "pixel_values")
+                  if k in model_kwargs}
+        input_ids, model_kwargs = super()._expand_inputs_for_generation(expand_size, False, input_ids, **model_kwargs)
+        return input_ids, {**model_kwargs, **shared}
+
+    def _reorder_cache(self, cache: EncoderDecoderCache, beam_idx: torch.LongTensor) -> EncoderDecoderCache:
+        # beams move only within their row, whose cross-attention keys/values they all share
+        cache.self_attention_cache.reorder_cache(beam_idx)
+        return cache
 
     def _generate_by_prompt_length(self, inputs, generation_config, logits_processor, constraints, lengths, kwargs):
         batch_keys = [k for k, v in kwargs.items() if torch.is_tensor(v) and v.shape[:1] == lengths.shape

@@ -1,0 +1,1 @@
+"""Benchmarks of OFA+ against transformers BART (run: python -m benchmarks.run); see benchmarks/README.md."""
