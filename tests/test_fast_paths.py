@@ -1,0 +1,134 @@
+"""The model's fast paths compute what the plain formulation computes (values and gradients)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import small_model
+
+import ofa_plus.vocabulary as V
+from ofa_plus import OFAPlusProcessor
+from ofa_plus.modeling_ofa_plus import _LabelSmoothedLMLoss, attention
+
+VQA = "[IMAGE:image] [TEXT:question] -> [TEXT:answer]"
+
+
+def _mixed_layout_batch(processor, images):
+    """Row 0: text, an image, text; row 1: text only (padded); row 2: the same layout as row 0."""
+    n = processor.image_tokens
+    rows = [[V.BOS_ID, 3000, 3001] + [V.IMAGE_ID] * n + [3002, V.EOS_ID],
+            [V.BOS_ID] + list(range(4000, 4010)) + [V.EOS_ID],
+            [V.BOS_ID, 3100, 3101] + [V.IMAGE_ID] * n + [3102, V.EOS_ID]]
+    width = max(map(len, rows))
+    input_ids = torch.tensor([r + [V.PAD_ID] * (width - len(r)) for r in rows])
+    attention_mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    pixels = processor(VQA, image=images[:2], question=["a", "b"])["pixel_values"]
+    return rows, input_ids, attention_mask, pixels
+
+
+def test_position_biases_per_layout_equal_per_row(images):
+    """Biases are computed once per distinct layout and gathered per row: each row of a batch with
+    mixed layouts must come out as it does alone."""
+    model = small_model(seed=5)
+    processor = OFAPlusProcessor.for_config(model.config)
+    rows, input_ids, attention_mask, pixels = _mixed_layout_batch(processor, images)
+    encoder = model.get_encoder()
+    with torch.no_grad():
+        both = encoder(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixels).last_hidden_state
+        singles = [(0, pixels[:1]), (1, None), (2, pixels[1:])]
+        for row, row_pixels in singles:
+            alone = encoder(input_ids=torch.tensor([rows[row]]), pixel_values=row_pixels).last_hidden_state
+            torch.testing.assert_close(both[row, : len(rows[row])], alone[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding", [False, True])
+def test_attention_with_trained_bias_equals_sdpa(padding):
+    """The plain matmul-softmax path (a bias that needs a gradient, on CPU) matches SDPA, gradients too."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 7, 16, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    bias = torch.randn(1, 4, 7, 7, dtype=torch.float64, requires_grad=True)
+    mask = torch.zeros(2, 1, 1, 7, dtype=torch.float64)
+    if padding:
+        mask[1, ..., 5:] = torch.finfo(torch.float64).min
+    results = []
+    for fn in (attention, lambda *a: F.scaled_dot_product_attention(*a[:3], attn_mask=a[3], scale=a[5])):
+        out = fn(q, k, v, bias + mask, 0.0, 0.3)
+        results.append((out, torch.autograd.grad(out.square().sum(), (q, k, v, bias))))
+    (out, grads), (expected, expected_grads) = results
+    torch.testing.assert_close(out, expected)
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_lm_loss_equals_cross_entropy_on_logits(smoothing):
+    """Value and gradients equal F.cross_entropy on hidden @ weight.T, ignored rows included, across
+    several row chunks; a loss on the returned logits still back-propagates through them."""
+    torch.manual_seed(1)
+    hidden = torch.randn(90, 8, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(30_000, 8, dtype=torch.float64, requires_grad=True)  # 34 rows per chunk
+    labels = torch.randint(0, 30_000, (90,))
+    labels[::3] = -100
+    logits = hidden @ weight.t()
+    loss = _LabelSmoothedLMLoss.apply(hidden, weight, logits.detach(), labels, smoothing)
+    expected = F.cross_entropy(logits, labels, ignore_index=-100, label_smoothing=smoothing)
+    torch.testing.assert_close(loss, expected)
+    extra = logits[:, :5].sum() * 1e-3  # e.g. a distillation term on the returned logits
+    got = torch.autograd.grad(2.0 * loss + extra, (hidden, weight))
+    logits = hidden @ weight.t()
+    expected = F.cross_entropy(logits, labels, ignore_index=-100, label_smoothing=smoothing)
+    want = torch.autograd.grad(2.0 * expected + logits[:, :5].sum() * 1e-3, (hidden, weight))
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+
+
+def test_training_gradients_equal_plain_cross_entropy(processor, images):
+    """model(labels=...) (LM loss on labelled rows, one sparse lookup for both sides) gives the
+    gradients of F.cross_entropy on the returned logits with dense lookups."""
+    inputs = processor(VQA, image=images[:3], question=["what?", "which colour is it?", "digit?"],
+                       answer=["red", "blue", "three"])
+    labels = inputs["labels"]
+    assert (labels == -100).any()
+    model = small_model(seed=6, dropout=0.0).train()
+    fast = model(**{k: inputs[k] for k in ("input_ids", "attention_mask", "pixel_values", "labels")}).loss
+    fast.backward()
+    fast_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    assert model.model.shared.weight.grad.layout == torch.strided  # the tied table's gradient stays dense
+    model.zero_grad(set_to_none=True)
+    model.model.shared.sparse = False
+    out = model(**{k: inputs[k] for k in ("input_ids", "attention_mask", "pixel_values", "decoder_input_ids")},
+                use_cache=False)
+    plain = F.cross_entropy(out.logits.flatten(0, 1), labels.flatten(), ignore_index=-100, label_smoothing=0.1)
+    plain.backward()
+    torch.testing.assert_close(fast, plain)
+    plain_grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert fast_grads.keys() == plain_grads.keys()
+    for name in fast_grads:
+        scale = plain_grads[name].abs().max().clamp(min=1e-3)
+        torch.testing.assert_close(fast_grads[name] / scale, plain_grads[name] / scale, rtol=1e-4, atol=1e-5,
+                                   msg=name)
+
+
+def test_beams_share_encoder_states(processor, images):
+    """Decoder rows that are copies of an encoder row (beams) attend to that row's single copy of
+    the encoder states: the same logits as with the encoder states repeated per copy, with a cache too."""
+    model = small_model(seed=7)
+    inputs = processor(VQA, image=images[:2], question=["what is it?", "colour?"])
+    with torch.no_grad():
+        encoder_outputs = model.get_encoder()(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                                              pixel_values=inputs["pixel_values"])
+        repeated = type(encoder_outputs)(last_hidden_state=encoder_outputs.last_hidden_state.repeat_interleave(3, 0))
+        torch.manual_seed(0)
+        tokens = torch.randint(V.TEXT_OFFSET, V.TEXT_OFFSET + 5000, (6, 4))
+        mask = inputs["attention_mask"]
+        shared, cache = [], None
+        for t in range(tokens.shape[1]):  # incremental, cached: the cross-attention cache holds 2 rows
+            out = model(attention_mask=mask, encoder_outputs=encoder_outputs, decoder_input_ids=tokens[:, t: t + 1],
+                        cache=cache, use_cache=True)
+            cache = out.cache
+            shared.append(out.logits)
+        assert cache.cross_attention_cache.layers[0].keys.shape[0] == 2
+        full = model(attention_mask=mask.repeat_interleave(3, 0), encoder_outputs=repeated, decoder_input_ids=tokens,
+                     use_cache=False).logits
+    torch.testing.assert_close(torch.cat(shared, 1), full, rtol=1e-5, atol=1e-5)
