@@ -29,7 +29,7 @@ from .common import choose_threads, device_and_dtype, machine
 PLAN = {
     "tiny": dict(train_repeats=15, train_budget=60, image_batch=8, image_repeats=8, image_budget=25,
                  gen_tokens=32, gen_repeats=7, gen_budget=18, matmul_repeats=5),
-    "base": dict(train_repeats=5, train_budget=75, image_batch=2, image_repeats=3, image_budget=40,
+    "base": dict(train_repeats=7, train_budget=80, image_batch=2, image_repeats=3, image_budget=40,
                  gen_tokens=16, gen_repeats=3, gen_budget=25, matmul_repeats=3),
 }
 QUICK = dict(train_repeats=3, train_budget=5, image_batch=2, image_repeats=3, image_budget=5, gen_tokens=8,

@@ -75,7 +75,7 @@ def attention(query, key, value, bias: torch.Tensor | None, dropout: float, scal
 
 
 class OFAPlusAttention(nn.Module):
-    """Multi-head attention on SDPA with an additive bias; fused QKV for self-attention."""
+    """Multi-head attention with an additive bias (see `attention`); fused QKV for self-attention."""
 
     def __init__(self, config: OFAPlusConfig, num_heads: int, is_cross_attention: bool = False, layer_idx: int = 0):
         super().__init__()
@@ -286,8 +286,9 @@ class OFAPlusEncoder(nn.Module):
         nearly always share that layout (padding is text too), so they are computed once per
         layout rather than once per row: the same values, a fraction of the work and memory."""
         config = self.config
-        layouts, row_layout = torch.unique(input_ids == config.image_token_id, dim=0, return_inverse=True)
-        is_image, segment_id, position = self.segment_layout(torch.where(layouts, config.image_token_id, 0))
+        is_image_rows = (input_ids == config.image_token_id).to(torch.uint8)
+        layouts, row_layout = torch.unique(is_image_rows, dim=0, return_inverse=True)
+        is_image, segment_id, position = self.segment_layout(torch.where(layouts.bool(), config.image_token_id, 0))
         if bool((position[~is_image] >= config.max_positions).any()):
             raise ValueError(f"a text segment is longer than max_positions={config.max_positions}")
         run_end = is_image & ~F.pad(is_image[:, 1:], (0, 1), value=False)
