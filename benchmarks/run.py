@@ -1,6 +1,6 @@
 """OFA+ benchmarks against transformers' BartForConditionalGeneration with the same dimensions.
 
-    python -m benchmarks.run                      # tiny and base, all sections, ~10 min on 2 CPU cores
+    python -m benchmarks.run                      # tiny and base, all sections, ~7 min on 2 CPU cores
     python -m benchmarks.run --presets tiny --quick   # a smoke run (~1 min)
 
 Sections: (1) training step OFA+ vs BART, text path, and OFA+'s image+text path; (2) generation

@@ -418,6 +418,10 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
         self.shared = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
         self.encoder = OFAPlusEncoder(config, self.shared)
         self.decoder = OFAPlusDecoder(config, self.shared)
+        # Whether the training lookup below may return a sparse gradient: only when something else
+        # (a tied LM head) gives the table a dense one, so that .grad ends up dense. Set per call, not
+        # as nn.Embedding(sparse=True), which DistributedDataParallel would take to mean a sparse .grad.
+        self.sparse_token_gradients = False
         self.post_init()
 
     def get_input_embeddings(self):
@@ -434,8 +438,9 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
         inputs_embeds = decoder_inputs_embeds = None
         if encoder_outputs is None and input_ids is not None and decoder_input_ids is not None:
             # one lookup for both sides: in training the shared table then takes one gradient from
-            # the token lookups rather than two (each as large as the table when dense)
-            tokens = self.shared(torch.cat([input_ids.flatten(), decoder_input_ids.flatten()]))
+            # the token lookups rather than two, each as large as the table unless sparse
+            tokens = F.embedding(torch.cat([input_ids.flatten(), decoder_input_ids.flatten()]), self.shared.weight,
+                                 self.shared.padding_idx, sparse=self.sparse_token_gradients)
             inputs_embeds, decoder_inputs_embeds = tokens.split([input_ids.numel(), decoder_input_ids.numel()])
             inputs_embeds = inputs_embeds.view(*input_ids.shape, -1)
             decoder_inputs_embeds = decoder_inputs_embeds.view(*decoder_input_ids.shape, -1)
@@ -528,10 +533,8 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
         self.model = OFAPlusModel(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.post_init()
-        # The tied lm_head gives the shared table a dense gradient anyway; the encoder's and decoder's
-        # token lookups add their rows into it (sparse) instead of each making another vocabulary-sized
-        # dense gradient per step. The table's .grad stays dense.
-        self.model.shared.sparse = bool(config.tie_word_embeddings)
+        # the tied head gives the shared table a dense gradient, which the lookups' sparse one joins
+        self.model.sparse_token_gradients = bool(config.tie_word_embeddings)
 
     def get_encoder(self):
         return self.model.encoder

@@ -96,7 +96,7 @@ def test_training_gradients_equal_plain_cross_entropy(processor, images):
     fast_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     assert model.model.shared.weight.grad.layout == torch.strided  # the tied table's gradient stays dense
     model.zero_grad(set_to_none=True)
-    model.model.shared.sparse = False
+    model.model.sparse_token_gradients = False
     out = model(**{k: inputs[k] for k in ("input_ids", "attention_mask", "pixel_values", "decoder_input_ids")},
                 use_cache=False)
     plain = F.cross_entropy(out.logits.flatten(0, 1), labels.flatten(), ignore_index=-100, label_smoothing=0.1)
