@@ -8,7 +8,7 @@ PYTHON := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup test run clean
+.PHONY: setup test run bench clean
 
 setup: $(VENV)/.installed
 
@@ -54,6 +54,12 @@ run: setup
 		--tasks-per-step 1 --batch-size 8 --eval-every 800 --save-every 800 --output $(RUN)
 	OMP_NUM_THREADS=1 $(PYTHON) evaluation/run.py --model $(RUN)/final --output $(RUN)/results.json --limit 200
 	$(PYTHON) -m ofa_plus.demo --model $(RUN)/final
+
+# Speed against transformers' BART, hardware utilisation, batching and memory (benchmarks/README.md).
+# The benchmarks take their batches from the default suite, built first as in `make run`.
+bench: setup
+	$(PYTHON) -m dataset_scripts.default_suite --output data/default
+	$(PYTHON) -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis data runs

@@ -136,7 +136,7 @@ def hardware_section(preset, device, dtype, text: dict, image: dict, repeats: in
     out["ofa_step_flops_counted"] = hardware.counted_flops(train_step.make_step(ofa, text_inputs))
     out["image_step_flops_counted"] = hardware.counted_flops(train_step.make_step(ofa, image_inputs))
     out["image_mfu"] = out["image_step_flops_counted"] / image["ofa_s"] / rate["flop_per_s"]
-    optimizer = torch.optim.AdamW(ofa.parameters(), lr=1e-5, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(ofa.parameters(), lr=1e-5, weight_decay=0.01, fused=True)
     hardware.profile_step(lambda: ofa(**text_inputs).loss, optimizer)  # warm-up: AdamW allocates its state
     out["profile"] = hardware.profile_step(lambda: ofa(**text_inputs).loss, optimizer)
     return out
