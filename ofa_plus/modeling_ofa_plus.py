@@ -586,6 +586,10 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
         closed set of answers, or exactly four ordered location bins per box. Rows whose decoder
         prompts (``no_loss`` prefixes) differ in length are generated group by group, so prompts are
         never padded, and the results are right-padded back into one tensor.
+
+        For an AUDIO target (the plan's generator kind "audio") it runs
+        `ofa_plus.modalities.audio_target.generate_speech` instead and returns a `SpeechGenerationOutput`
+        (mels, ``mel_lengths``, ``stopped``) that ``processor.postprocess`` turns into waveforms.
         """
         if (constraints is not None and constraints.kind == "audio") or (
                 task_plan is not None and task_plan.generator.kind == "audio"):

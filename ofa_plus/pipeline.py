@@ -56,7 +56,8 @@ class OFAPlusPipeline(Pipeline):
                  **kwargs) -> Any:
         plan = self._plan(inputs, task)
         if output_dir is not None and plan.generator.kind != "audio":
-            raise ValueError(f"output_dir= writes AUDIO outputs as WAV files; this task generates {plan.generator.kind}")
+            raise ValueError(f"output_dir= writes AUDIO outputs as WAV files; this task generates "
+                             f"{plan.generator.kind}")
         columns = {k: kwargs.pop(k) for k in list(kwargs) if k in plan.columns()}
         unknown = sorted(set(kwargs) - _GENERATION_KEYS - {"closed_set"})
         if unknown:

@@ -419,7 +419,7 @@ def generate_speech(model, input_ids, attention_mask=None, pixel_values=None, en
         hidden = model.model.decoder(None, states, attention_mask, cache, embeds)
         mels, stop_logits = head.frames(hidden)
         chunks.append(mels)
-        fired = torch.sigmoid(stop_logits[:, :]) > threshold  # (B, r)
+        fired = torch.sigmoid(stop_logits) > threshold  # (B, r)
         first = torch.where(fired.any(dim=1), fired.float().argmax(dim=1), r)
         newly = ~stopped & (first < r)
         lengths = torch.where(newly, (step * r + first + 1).clamp(max=max_frames), lengths)
