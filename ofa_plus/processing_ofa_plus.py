@@ -313,14 +313,16 @@ class OFAPlusProcessor(ProcessorMixin):
         return audio_target.MelSettings.from_dict(self.tts_settings)
 
     # ------------------------------------------------------------------------------ decoding
-    def postprocess(self, generated: torch.Tensor, inputs: OFAPlusBatch, vocoder=None) -> list[Any]:
+    def postprocess(self, generated: torch.Tensor, inputs: OFAPlusBatch, vocoder=None,
+                    return_mels: bool = False) -> list[Any]:
         """Generated ids -> one value per row: text, a box in original-image pixels, or for several
         / repeated targets a dict (repeat groups give a list of dicts). For an AUDIO target,
         ``generated`` is generate()'s mel output and each row becomes ``{"audio": float32 array,
-        "sampling_rate": int}`` through ``vocoder`` (default ``self.vocoder``; None = Griffin-Lim)."""
+        "sampling_rate": int}`` through ``vocoder`` (default ``self.vocoder``; None = Griffin-Lim), with
+        ``return_mels`` also its ``"mel"`` (frames, n_mels) log-mel."""
         plan: TaskPlan = inputs["task_plan"]
         if plan.generator.kind == "audio":
-            return audio_target.decode_speech(generated, self.mel_settings, vocoder or self.vocoder)
+            return audio_target.decode_speech(generated, self.mel_settings, vocoder or self.vocoder, return_mels)
         generated = generated.tolist() if torch.is_tensor(generated) else generated
         rows = inputs.rows
         if len(generated) % len(rows):

@@ -222,6 +222,8 @@ def test_a_neural_vocoder_replaces_griffin_lim_when_set(trained, tmp_path):
     lengths = out.mel_lengths.tolist()
     assert [tuple(c.shape) for c in vocoder.calls] == [(1, n, 80) for n in lengths]
     torch.testing.assert_close(vocoder.calls[1][0], out.sequences[1, : lengths[1]])
+    with_mels = processor.postprocess(out, inputs, vocoder=vocoder, return_mels=True)
+    np.testing.assert_array_equal(with_mels[1]["mel"], out.sequences[1, : lengths[1]].numpy())
     for value, n in zip(values, lengths):
         assert value["sampling_rate"] == 22050 and len(value["audio"]) == n * 300
     # a plain function works too, per call
@@ -229,3 +231,20 @@ def test_a_neural_vocoder_replaces_griffin_lim_when_set(trained, tmp_path):
     assert [len(v["audio"]) for v in values] == [n * 10 for n in lengths] and values[0]["sampling_rate"] == 16000
     path = write_wav(tmp_path / "tone.wav", values[0]["audio"], values[0]["sampling_rate"])
     assert read_wav(path)[1] == 16000
+
+
+def test_validation_loss_of_a_speech_task(trained, speech):
+    from types import SimpleNamespace
+
+    from accelerate import Accelerator
+
+    from ofa_plus.train import validation_losses
+
+    model, processor, batch, _ = trained
+    card = SimpleNamespace(name="tts", plan=compile_plan(TTS), training=SimpleNamespace(eval_batch_size=2))
+    rows = [{"text": t, "audio": path} for (t, _), path in zip(SENTENCES, speech)]
+    losses = validation_losses(model, processor, [card], {"tts": rows}, Accelerator(cpu=True))
+    inputs = {k: v for k, v in batch.items() if torch.is_tensor(v)}
+    with torch.no_grad():
+        direct = model(**inputs).loss.item()
+    assert np.isfinite(losses["tts"]) and losses["tts"] < 3 * direct + 1.0

@@ -166,8 +166,10 @@ def griffin_lim(log_mels: torch.Tensor, settings: MelSettings) -> torch.Tensor:
         return vocoder(power)[: (frames - 1) * settings.hop_length]
 
 
-def decode_speech(generated, settings: MelSettings, vocoder: Callable | None = None) -> list[dict]:
-    """Generated mels -> ``{"audio": float32 (samples,), "sampling_rate": int}`` per row.
+def decode_speech(generated, settings: MelSettings, vocoder: Callable | None = None,
+                  return_mels: bool = False) -> list[dict]:
+    """Generated mels -> ``{"audio": float32 (samples,), "sampling_rate": int}`` per row, plus with
+    ``return_mels`` the de-normalised ``"mel"`` (frames, n_mels) float32 log-mel (for mel distortion).
 
     ``generated`` is `generate_speech`'s output (mels with ``mel_lengths``), a (B, frames, n_mels)
     tensor whose frames all count, or a list of (frames, n_mels) arrays; mels are in model space
@@ -191,8 +193,11 @@ def decode_speech(generated, settings: MelSettings, vocoder: Callable | None = N
             audio, rate = griffin_lim(mels, settings), settings.sampling_rate
         else:
             audio, rate = _run_vocoder(vocoder, mels), getattr(vocoder, "sampling_rate", settings.sampling_rate)
-        out.append({"audio": audio.detach().float().cpu().numpy().reshape(-1).astype(np.float32),
-                    "sampling_rate": int(rate)})
+        value = {"audio": audio.detach().float().cpu().numpy().reshape(-1).astype(np.float32),
+                 "sampling_rate": int(rate)}
+        if return_mels:
+            value["mel"] = mels.numpy().astype(np.float32)
+        out.append(value)
     return out
 
 
