@@ -16,8 +16,8 @@ from transformers.utils import cached_file
 from . import vocabulary as V
 from .configuration_ofa_plus import PRESETS
 from .generation import DecodingConstraints
-from .modalities import audio_target
 from .instruction import Instruction, PromptText
+from .modalities import audio_target
 from .modalities.base import SlotContext
 from .modalities.image import ImageModality, OFAPlusImageProcessor, load_image
 from .plan import RepeatPlan, SlotPlan, TaskPlan, TemplatePlan, compile_plan
