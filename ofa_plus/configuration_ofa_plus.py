@@ -53,6 +53,17 @@ class OFAPlusConfig(PreTrainedConfig):
     (`ImageAdaptor.load_backbone_weights`): its BatchNorm statistics stay fixed and pixels are
     renormalised to ImageNet's mean and std before it.
 
+    Text-to-speech (AUDIO targets, `ofa_plus.modalities.audio_target`): 80-bin natural-log mel power
+    frames of 16 kHz audio, ``tts_n_fft``/``tts_win_length``/``tts_hop_length`` = 1024/1024/256 samples
+    (64 ms windows every 16 ms: OFA's sample counts, kept at 16 kHz as SpeechT5 does; the coarser hop
+    than OFA's 11.6 ms gives fewer frames, so shorter decoder sequences), 80-7600 Hz (below 80 Hz is
+    hum, above 7.6 kHz the band edge at the 8 kHz Nyquist). The decoder emits
+    ``tts_frames_per_step`` frames per step (Tacotron's reduction factor), at most ``tts_max_frames``
+    per utterance; ``tts_mel_mean``/``tts_mel_std`` (optional, one value or one per bin) normalise
+    the targets. A Tacotron prenet (``tts_prenet_dim``, dropout ``tts_prenet_dropout``, kept on in
+    inference) embeds the previous frame; a ``tts_postnet_layers``-layer conv post-net refines the
+    mels; generation stops when sigmoid(stop logit) > ``tts_stop_threshold``.
+
     Use `OFAPlusConfig.from_preset("tiny" | "base" | "large", **overrides)`.
     """
 
@@ -102,6 +113,25 @@ class OFAPlusConfig(PreTrainedConfig):
         use_cache: bool = True,
         tie_word_embeddings: bool = True,
         task_cards: list[dict] | None = None,
+        tts_sampling_rate: int = 16000,
+        tts_num_mel_bins: int = 80,
+        tts_n_fft: int = 1024,
+        tts_win_length: int = 1024,
+        tts_hop_length: int = 256,
+        tts_f_min: float = 80.0,
+        tts_f_max: float = 7600.0,
+        tts_log_floor: float = 1e-5,
+        tts_mel_mean: float | list[float] | None = None,
+        tts_mel_std: float | list[float] | None = None,
+        tts_frames_per_step: int = 2,
+        tts_max_frames: int = 1000,
+        tts_prenet_dim: int = 256,
+        tts_prenet_dropout: float = 0.5,
+        tts_postnet_layers: int = 5,
+        tts_postnet_channels: int = 256,
+        tts_postnet_kernel: int = 5,
+        tts_stop_threshold: float = 0.5,
+        tts_stop_pos_weight: float = 5.0,
         **kwargs,
     ):
         if image_backbone not in IMAGE_BACKBONES:
@@ -153,6 +183,39 @@ class OFAPlusConfig(PreTrainedConfig):
         self.decoder_start_token_id = decoder_start_token_id
         self.use_cache = use_cache
         self.task_cards = task_cards or []  # the cards a trained model learned (TaskCard.to_dict()), by name
+        if not 0 < tts_f_min < tts_f_max <= tts_sampling_rate / 2:
+            raise ValueError(f"need 0 < tts_f_min < tts_f_max <= tts_sampling_rate / 2, got {tts_f_min}, {tts_f_max}, "
+                             f"{tts_sampling_rate}")
+        if tts_win_length > tts_n_fft:
+            raise ValueError(f"tts_win_length {tts_win_length} is longer than tts_n_fft {tts_n_fft}")
+        if tts_postnet_layers < 2 or tts_postnet_kernel % 2 == 0:
+            raise ValueError(f"the post-net needs >= 2 layers and an odd kernel, got {tts_postnet_layers}, "
+                             f"{tts_postnet_kernel}")
+        if -(-tts_max_frames // tts_frames_per_step) > max_positions:
+            raise ValueError(f"tts_max_frames={tts_max_frames} at {tts_frames_per_step} frames per step needs more "
+                             f"decoder steps than max_positions={max_positions}")
+        for name, stat in (("tts_mel_mean", tts_mel_mean), ("tts_mel_std", tts_mel_std)):
+            if isinstance(stat, (list, tuple)) and len(stat) != tts_num_mel_bins:
+                raise ValueError(f"{name} has {len(stat)} values for {tts_num_mel_bins} mel bins")
+        self.tts_sampling_rate = tts_sampling_rate
+        self.tts_num_mel_bins = tts_num_mel_bins
+        self.tts_n_fft = tts_n_fft
+        self.tts_win_length = tts_win_length
+        self.tts_hop_length = tts_hop_length
+        self.tts_f_min = tts_f_min
+        self.tts_f_max = tts_f_max
+        self.tts_log_floor = tts_log_floor
+        self.tts_mel_mean = list(tts_mel_mean) if isinstance(tts_mel_mean, (list, tuple)) else tts_mel_mean
+        self.tts_mel_std = list(tts_mel_std) if isinstance(tts_mel_std, (list, tuple)) else tts_mel_std
+        self.tts_frames_per_step = tts_frames_per_step
+        self.tts_max_frames = tts_max_frames
+        self.tts_prenet_dim = tts_prenet_dim
+        self.tts_prenet_dropout = tts_prenet_dropout
+        self.tts_postnet_layers = tts_postnet_layers
+        self.tts_postnet_channels = tts_postnet_channels
+        self.tts_postnet_kernel = tts_postnet_kernel
+        self.tts_stop_threshold = tts_stop_threshold
+        self.tts_stop_pos_weight = tts_stop_pos_weight
         super().__init__(
             pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id,
             is_encoder_decoder=is_encoder_decoder, tie_word_embeddings=tie_word_embeddings, **kwargs,

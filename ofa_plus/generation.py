@@ -61,7 +61,8 @@ class BoxLogitsProcessor(LogitsProcessor):
 
 @dataclass
 class DecodingConstraints:
-    """Token-level decoding rules of one task: ``kind`` is "free", "closed_set" or "box"."""
+    """Token-level decoding rules of one task: ``kind`` is "free", "closed_set" or "box" ("audio" marks an
+    AUDIO target: ``generate()`` then produces mel frames, with no token rules)."""
 
     kind: str = "free"
     sequences: list[list[int]] = field(default_factory=list)  # closed set: tokenised candidates + EOS

@@ -30,6 +30,7 @@ from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2
 
 from .configuration_ofa_plus import OFAPlusConfig
 from .generation import DecodingConstraints
+from .modalities.audio_target import SpeechHead, generate_speech, speech_forward
 from .modalities.image import ImageAdaptor
 
 
@@ -388,7 +389,9 @@ class OFAPlusDecoder(nn.Module):
 
     def forward(self, input_ids, encoder_hidden_states, encoder_attention_mask=None, cache=None, inputs_embeds=None):
         config = self.config
-        past, length = (cache.get_seq_length() if cache is not None else 0), input_ids.shape[1]
+        # inputs_embeds alone: continuous inputs (the speech prenet's frames) rather than tokens
+        past = cache.get_seq_length() if cache is not None else 0
+        length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
         if past + length > config.max_positions:
             raise ValueError(f"decoder length {past + length} exceeds max_positions={config.max_positions}")
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
@@ -434,9 +437,11 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
         return self.encoder
 
     def forward(self, input_ids=None, attention_mask=None, pixel_values=None, decoder_input_ids=None,
-                encoder_outputs=None, cache: Cache | None = None, use_cache=None, output_hidden_states=None, **kwargs):
-        inputs_embeds = decoder_inputs_embeds = None
-        if encoder_outputs is None and input_ids is not None and decoder_input_ids is not None:
+                encoder_outputs=None, cache: Cache | None = None, use_cache=None, output_hidden_states=None,
+                decoder_inputs_embeds=None, **kwargs):
+        inputs_embeds = None
+        if (encoder_outputs is None and input_ids is not None and decoder_input_ids is not None
+                and decoder_inputs_embeds is None):
             # one lookup for both sides: in training the shared table then takes one gradient from
             # the token lookups rather than two, each as large as the table unless sparse
             tokens = F.embedding(torch.cat([input_ids.flatten(), decoder_input_ids.flatten()]), self.shared.weight,
@@ -532,6 +537,7 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
         super().__init__(config)
         self.model = OFAPlusModel(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.speech_head = SpeechHead(config)  # AUDIO targets (text-to-speech)
         self.post_init()
         # the tied head gives the shared table a dense gradient, which the lookups' sparse one joins
         self.model.sparse_token_gradients = bool(config.tie_word_embeddings)
@@ -541,12 +547,19 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
 
     def forward(self, input_ids=None, attention_mask=None, pixel_values=None, decoder_input_ids=None,
                 encoder_outputs=None, cache: Cache | None = None, labels=None, use_cache=None,
-                output_hidden_states=None, return_dict=None, **kwargs):
+                output_hidden_states=None, return_dict=None, mel_labels=None, mel_lengths=None, **kwargs):
         r"""
         labels (`torch.LongTensor` of shape `(batch, target_length)`, *optional*):
             Target ids; -100 marks positions without loss (padding, `no_loss` prefixes). When
             `decoder_input_ids` is not given it is `labels` shifted right behind the start token.
+        mel_labels (`torch.FloatTensor` of shape `(batch, frames, tts_num_mel_bins)`, *optional*):
+            An AUDIO target's log-mel frames (zero-padded; `mel_lengths` gives each row's count). The
+            decoder then runs on prenet-embedded frames and the output is an `OFAPlusSpeechOutput`
+            with the Tacotron loss (see `ofa_plus.modalities.audio_target`).
         """
+        if mel_labels is not None:
+            return speech_forward(self, input_ids, attention_mask, pixel_values, encoder_outputs, mel_labels,
+                                  mel_lengths)
         if labels is not None:
             use_cache = False
             if decoder_input_ids is None:
@@ -573,7 +586,16 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
         closed set of answers, or exactly four ordered location bins per box. Rows whose decoder
         prompts (``no_loss`` prefixes) differ in length are generated group by group, so prompts are
         never padded, and the results are right-padded back into one tensor.
+
+        For an AUDIO target (the plan's generator kind "audio") it runs
+        `ofa_plus.modalities.audio_target.generate_speech` instead and returns a `SpeechGenerationOutput`
+        (mels, ``mel_lengths``, ``stopped``) that ``processor.postprocess`` turns into waveforms.
         """
+        if (constraints is not None and constraints.kind == "audio") or (
+                task_plan is not None and task_plan.generator.kind == "audio"):
+            # an AUDIO target: mel frames, not tokens (returns a `SpeechGenerationOutput`)
+            return generate_speech(self, inputs if inputs is not None else kwargs.pop("input_ids", None),
+                                   generation_config=generation_config, logits_processor=logits_processor, **kwargs)
         del task_plan  # carried by the processor's output for postprocess(); nothing to do here
         prompts = kwargs.get("decoder_input_ids")
         lengths = None if prompts is None else prompts.ne(self.config.pad_token_id).sum(dim=1)

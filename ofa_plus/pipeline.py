@@ -11,17 +11,24 @@
 Column values are keyword arguments named after the instruction's slots (one value, or a list per
 column for a batch); every other keyword argument is a ``generate()`` setting. A task by name uses
 its card: the instruction, closed set, beams and length it was trained and evaluated with. The
-output is the decoded value (text, a box in pixels, a dict for several targets), one per row.
+output is the decoded value (text, a box in pixels, a dict for several targets), one per row; an
+AUDIO target (text-to-speech) gives ``{"audio": float32 array, "sampling_rate": int}``, and with
+``output_dir=`` each is also written there as a 16-bit WAV, ``0000.wav``, ``0001.wav``, ... in row
+order (the dict then holds its ``"path"``):
+
+    pipe("[TEXT:text] -> [AUDIO:audio]", text=["Hello.", "Good morning."], output_dir="speech")
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoModelForSeq2SeqLM, GenerationConfig, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .modalities.audio_target import save_audio
 from .plan import TaskPlan, compile_plan
 from .processing_ofa_plus import OFAPlusBatch
 from .task_card import TaskCard, generation_kwargs, get_task, inference_row, tasks_from_dicts
@@ -45,8 +52,12 @@ class OFAPlusPipeline(Pipeline):
         return tasks_from_dicts(getattr(self.model.config, "task_cards", None) or self.processor.task_cards)
 
     def __call__(self, inputs: str | dict | list[dict] | TaskPlan | None = None, *, task: str | None = None,
-                 batch_size: int | None = None, num_workers: int | None = None, **kwargs) -> Any:
+                 batch_size: int | None = None, num_workers: int | None = None, output_dir: str | None = None,
+                 **kwargs) -> Any:
         plan = self._plan(inputs, task)
+        if output_dir is not None and plan.generator.kind != "audio":
+            raise ValueError(f"output_dir= writes AUDIO outputs as WAV files; this task generates "
+                             f"{plan.generator.kind}")
         columns = {k: kwargs.pop(k) for k in list(kwargs) if k in plan.columns()}
         unknown = sorted(set(kwargs) - _GENERATION_KEYS - {"closed_set"})
         if unknown:
@@ -64,6 +75,10 @@ class OFAPlusPipeline(Pipeline):
         # each item of the base pipeline is one batch of rows (one generate() call)
         outputs = super().__call__(chunks, num_workers=num_workers, batch_size=1, **kwargs)
         values = [value for chunk in outputs for value in chunk]
+        if output_dir is not None:
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            for index, value in enumerate(values):
+                value["path"] = save_audio(value, Path(output_dir) / f"{index:04d}.wav")
         return values if batched else values[0]
 
     def _plan(self, inputs, task: str | None) -> TaskPlan:
@@ -95,7 +110,8 @@ class OFAPlusPipeline(Pipeline):
             model_inputs["pixel_values"] = model_inputs["pixel_values"].to(self.dtype)
         settings = {**generation_kwargs(plan), **self._prepare_generate_kwargs(generate_kwargs or {})}
         generated = self.model.generate(**model_inputs, **settings)
-        sequences = generated if torch.is_tensor(generated) else generated.sequences
+        # speech keeps the whole output: postprocess needs each row's mel_lengths
+        sequences = generated if torch.is_tensor(generated) or plan.generator.kind == "audio" else generated.sequences
         return {"sequences": sequences, "task_plan": plan, "rows": rows}
 
     def postprocess(self, outputs: dict) -> list[Any]:

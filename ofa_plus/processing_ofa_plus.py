@@ -17,6 +17,7 @@ from . import vocabulary as V
 from .configuration_ofa_plus import PRESETS
 from .generation import DecodingConstraints
 from .instruction import Instruction, PromptText
+from .modalities import audio_target
 from .modalities.base import SlotContext
 from .modalities.image import ImageModality, OFAPlusImageProcessor, load_image
 from .plan import RepeatPlan, SlotPlan, TaskPlan, TemplatePlan, compile_plan
@@ -54,8 +55,11 @@ class OFAPlusProcessor(ProcessorMixin):
     """
 
     def __init__(self, image_processor=None, tokenizer=None, image_patch_stride: int = 16,
-                 task_cards: list[dict] | None = None, **kwargs):
+                 task_cards: list[dict] | None = None, tts_settings: dict | None = None, **kwargs):
         self.image_patch_stride = image_patch_stride
+        # AUDIO targets: the model config's tts_* mel settings (`audio_target.MelSettings`)
+        self.tts_settings = audio_target.MelSettings.from_dict(tts_settings).to_dict()
+        self.vocoder = None  # mels -> waveform for AUDIO outputs; None = Griffin-Lim (see audio_target)
         self.task_cards = list(task_cards or [])  # the model's task cards (saved in processor_config.json)
         super().__init__(image_processor, tokenizer, **kwargs)
 
@@ -96,7 +100,8 @@ class OFAPlusProcessor(ProcessorMixin):
     def for_config(cls, config, tokenizer: OFAPlusTokenizer | None = None) -> "OFAPlusProcessor":
         image_processor = OFAPlusImageProcessor(size={"height": config.image_size, "width": config.image_size})
         return cls(image_processor, tokenizer or OFAPlusTokenizer.from_default(),
-                   image_patch_stride=2 ** (config.image_backbone_stages + 1))
+                   image_patch_stride=2 ** (config.image_backbone_stages + 1),
+                   tts_settings=audio_target.MelSettings.from_config(config).to_dict())
 
     @property
     def image_size(self) -> int:
@@ -168,10 +173,13 @@ class OFAPlusProcessor(ProcessorMixin):
         pixels = [p for e in encoded for p in e["pixels"]]
         if pixels:
             data["pixel_values"] = torch.stack(pixels)
-        if train_mode:
+        speech = "decoder_input_ids" not in encoded[0]  # an AUDIO target: mel frames, no decoder tokens
+        if speech and train_mode:
+            data["mel_labels"], data["mel_lengths"] = audio_target.collate_mels([e["mel"] for e in encoded])
+        elif train_mode:
             data["decoder_input_ids"] = _pad([e["decoder_input_ids"] for e in encoded], pad)
             data["labels"] = _pad([e["labels"] for e in encoded], -100)
-        elif any(len(e["decoder_input_ids"]) > 1 for e in encoded):  # no_loss prefixes: decoder prompts
+        elif not speech and any(len(e["decoder_input_ids"]) > 1 for e in encoded):  # no_loss prefixes: prompts
             data["decoder_input_ids"] = _pad([e["decoder_input_ids"] for e in encoded], pad)
         data = {k: torch.tensor(v) if isinstance(v, list) else v for k, v in data.items()}
         data["task_plan"] = plan
@@ -192,7 +200,7 @@ class OFAPlusProcessor(ProcessorMixin):
             return DecodingConstraints("closed_set", [target.modality.encode(c, ctx) + [V.EOS_ID] for c in candidates])
         if closed_set:
             raise ValueError(f"{_task(plan)}closed_set= was given but the target slot has no closed_set attribute")
-        return DecodingConstraints("box" if kind == "box" else "free")
+        return DecodingConstraints(kind if kind in ("box", "audio") else "free")
 
     @functools.lru_cache(maxsize=4096)
     def _prompt_ids(self, text: str) -> list[int]:
@@ -216,6 +224,13 @@ class OFAPlusProcessor(ProcessorMixin):
                 continue
             ids, _ = self._encode_items(plan, template, segment.items, row, index, info, training, rng, True)
             input_ids += [V.BOS_ID, *ids, V.EOS_ID] if segment.bos_eos else ids
+        speech = _speech_target(template)
+        if speech is not None:  # the decoder side is one AUDIO target: its mels, no decoder tokens
+            out = {"input_ids": input_ids, "pixels": pixels, "info": info}
+            if with_targets:
+                out["mel"] = audio_target.mel_target(self._value(plan, row, index, speech),
+                                                     self._where(plan, index, speech), self.mel_settings)
+            return out
         ids, scored = [], []
         for segment in template.decoder:
             seg_ids, seg_scored = self._encode_items(plan, template, segment.items, row, index, info, training, rng,
@@ -293,11 +308,21 @@ class OFAPlusProcessor(ProcessorMixin):
                              f"the row has {sorted(row)}")
         return row[slot.column]
 
+    @property
+    def mel_settings(self) -> audio_target.MelSettings:
+        return audio_target.MelSettings.from_dict(self.tts_settings)
+
     # ------------------------------------------------------------------------------ decoding
-    def postprocess(self, generated: torch.Tensor, inputs: OFAPlusBatch) -> list[Any]:
+    def postprocess(self, generated: torch.Tensor, inputs: OFAPlusBatch, vocoder=None,
+                    return_mels: bool = False) -> list[Any]:
         """Generated ids -> one value per row: text, a box in original-image pixels, or for several
-        / repeated targets a dict (repeat groups give a list of dicts)."""
+        / repeated targets a dict (repeat groups give a list of dicts). For an AUDIO target,
+        ``generated`` is generate()'s mel output and each row becomes ``{"audio": float32 array,
+        "sampling_rate": int}`` through ``vocoder`` (default ``self.vocoder``; None = Griffin-Lim), with
+        ``return_mels`` also its ``"mel"`` (frames, n_mels) log-mel."""
         plan: TaskPlan = inputs["task_plan"]
+        if plan.generator.kind == "audio":
+            return audio_target.decode_speech(generated, self.mel_settings, vocoder or self.vocoder, return_mels)
         generated = generated.tolist() if torch.is_tensor(generated) else generated
         rows = inputs.rows
         if len(generated) % len(rows):
@@ -397,6 +422,11 @@ def _after_prompt(items):
         if any(s.scored for s in scored):
             return items[k:]
     return []
+
+
+def _speech_target(template: TemplatePlan) -> SlotPlan | None:
+    targets = template.targets()
+    return targets[0] if targets and targets[0].slot.modality == "AUDIO" else None
 
 
 def _box_image(template: TemplatePlan, slot: SlotPlan) -> str:

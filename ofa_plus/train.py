@@ -149,7 +149,8 @@ def save_checkpoint(accelerator: Accelerator, output: Path, step: int, keep: int
 
 @torch.no_grad()
 def validation_losses(model, processor, cards, rows_per_task, accelerator) -> dict[str, float]:
-    """Mean token loss per task on its first validation rows, shared out across processes."""
+    """Mean token loss (mel-frame loss for AUDIO targets) per task on its first validation rows, shared out
+    across processes."""
     model.eval()
     out = {}
     for card in cards:
@@ -158,10 +159,11 @@ def validation_losses(model, processor, cards, rows_per_task, accelerator) -> di
         for start in range(0, len(rows), card.training.eval_batch_size):
             chunk = rows[start: start + card.training.eval_batch_size]
             batch, _ = collate(processor, card, chunk, range(len(chunk)), training=False, rng=random.Random(0))
-            if batch is None or "labels" not in batch:
+            if batch is None or ("labels" not in batch and "mel_labels" not in batch):
                 continue
             inputs = model_inputs(batch, accelerator.device)
-            tokens = (inputs["labels"] != -100).sum()
+            # weight by scored tokens, or for an AUDIO target by mel frames
+            tokens = (inputs["labels"] != -100).sum() if "labels" in inputs else inputs["mel_lengths"].sum()
             total += torch.stack([model(**inputs).loss.float() * tokens, tokens.float()])
         total = accelerator.reduce(total, reduction="sum")
         out[card.name] = (total[0] / total[1]).item() if total[1] > 0 else float("nan")
