@@ -64,9 +64,13 @@ class OFAPlusProcessor(ProcessorMixin):
 
     @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        # processors saved before audio support have no feature extractor: give them the default one
+        # processors saved before audio support have no feature extractor: load the rest, add the default one
         if processor_dict is not None and "feature_extractor" not in processor_dict:
-            processor_dict = {**processor_dict, "feature_extractor": OFAPlusAudioFeatureExtractor().to_dict()}
+            without_audio = type(cls.__name__, (cls,), {"get_attributes": classmethod(
+                lambda c: [a for a in cls.get_attributes() if a != "feature_extractor"])})
+            args = super(cls, without_audio)._get_arguments_from_pretrained(pretrained_model_name_or_path,
+                                                                             processor_dict, **kwargs)
+            return [*args, OFAPlusAudioFeatureExtractor()]
         return super()._get_arguments_from_pretrained(pretrained_model_name_or_path, processor_dict, **kwargs)
 
     @classmethod

@@ -48,6 +48,8 @@ def _decode(source, where: str) -> tuple[torch.Tensor, int]:
         samples = AudioDecoder(source if not isinstance(source, bytearray) else bytes(source)).get_all_samples()
     except (RuntimeError, ValueError, OSError) as err:
         what = repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else f"{len(source)} bytes"
+        if "No audio frames were decoded" in str(err):  # a valid header with no samples
+            raise ValueError(f"{where}: the audio is empty ({what} hold no samples)") from err
         raise ValueError(f"{where}: cannot decode audio ({what}): {str(err).splitlines()[-1][:200]}") from err
     return samples.data, int(samples.sample_rate)
 
