@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import subprocess
+import sys
 import wave
 from pathlib import Path
 
@@ -254,7 +256,8 @@ def test_feature_extractor_call_pads_and_masks(speech):
 
 
 # ------------------------------------------------------------------------------------ training
-def test_bad_audio_rows_are_skipped_and_counted_in_training(tmp_path, speech):
+def _asr_card_with_bad_rows(folder: Path, speech: list[Path], instruction: str = ASR) -> Path:
+    """An ASR dataset (datasets.Audio column) whose train rows 4, 5, 6 are corrupt, empty, too long."""
     good = [{"audio": str(p), "text": t} for p, t in zip(speech, SENTENCES)]
     rows = good + [
         {"audio": {"bytes": b"RIFF....WAVEjunk", "path": None}, "text": "corrupt"},
@@ -265,12 +268,16 @@ def test_bad_audio_rows_are_skipped_and_counted_in_training(tmp_path, speech):
     data = datasets.DatasetDict({"train": datasets.Dataset.from_list(rows, features=features),
                                  "validation": datasets.Dataset.from_list(good[:2], features=features),
                                  "test": datasets.Dataset.from_list(good[2:], features=features)})
-    data.save_to_disk(str(tmp_path / "data"))
-    (tmp_path / "asr.yaml").write_text(yaml.safe_dump({
-        "name": "asr", "instruction": ASR,
-        "dataset": {"path": str(tmp_path / "data")}, "metrics": ["exact_match"],
-        "training": {"batch_size": 7}}))
-    card = load_cards([tmp_path / "asr.yaml"])[0]
+    data.save_to_disk(str(folder / "data"))
+    (folder / "cards").mkdir()
+    (folder / "cards" / "asr.yaml").write_text(yaml.safe_dump({
+        "name": "asr", "instruction": instruction, "dataset": {"path": str(folder / "data")},
+        "metrics": ["exact_match"], "training": {"batch_size": 7, "eval_batch_size": 4}}))
+    return folder / "cards" / "asr.yaml"
+
+
+def test_bad_audio_rows_are_skipped_and_counted_in_training(tmp_path, speech):
+    card = load_cards([_asr_card_with_bad_rows(tmp_path, speech)])[0]
     stream = TaskStream.for_card(card, 0, seed=0)
     indices = stream.next_indices()
     processor = OFAPlusProcessor.for_config(small_config())
@@ -280,6 +287,24 @@ def test_bad_audio_rows_are_skipped_and_counted_in_training(tmp_path, speech):
     assert "cannot decode audio" in reasons[4] and "empty" in reasons[5] and "longer than the limit" in reasons[6]
     assert all("task 'asr'" in r and "[AUDIO:audio]" in r for r in reasons.values())
     assert batch["input_features"].shape[0] == 4 and batch["input_ids"].shape[0] == 4
+
+
+def test_trainer_skips_bad_audio_and_trains_with_phone_ctc(tmp_path, speech):
+    root = Path(__file__).resolve().parents[1]
+    card = _asr_card_with_bad_rows(tmp_path, speech, ASR.replace("[TEXT:text]", "[TEXT:text,preprocess=text_phone]"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1",
+           "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-m", "ofa_plus.train", "--cards", str(card), "--output", str(tmp_path / "run"),
+                           "--max-steps", "2", "--image-size", "64", "--config-overrides",
+                           "encoder_layers=2,decoder_layers=2"], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    skipped = json.loads((tmp_path / "run" / "skipped_rows.json").read_text())
+    assert {s["index"] for s in skipped} == {4, 5, 6} and all(s["task"] == "asr" for s in skipped)
+    assert "skipped rows: task 'asr'" in done.stdout and "3 distinct row(s)" in done.stdout
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert len(losses) == 2 and all(np.isfinite(losses))
 
 
 def _silent_wav(samples: int, rate: int = 16000) -> bytes:
