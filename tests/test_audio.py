@@ -384,3 +384,20 @@ def test_batched_generation_equals_one_by_one(speech):
         one = processor(ASR, audio=path)
         alone += processor.postprocess(model.generate(**one, num_beams=2, max_new_tokens=6), one)
     assert together == alone
+
+
+def test_generation_grouped_by_prompt_length_keeps_each_rows_audio(speech):
+    """Rows whose decoder prompts differ in length are generated group by group: each group must get
+    its own rows' audios (input_features are per audio, not per row)."""
+    torch.manual_seed(0)
+    model = OFAPlusForConditionalGeneration(small_config()).eval()
+    processor = OFAPlusProcessor.for_config(model.config)
+    instruction = "[AUDIO:audio] -> [TEXT:prefix,no_loss] [TEXT:text]"
+    paths, prefixes = [str(p) for p in speech[:3]], ["one", "one two three four", "five six"]
+    batch = processor(instruction, audio=paths, prefix=prefixes)
+    together = processor.postprocess(model.generate(**batch, num_beams=1, max_new_tokens=5), batch)
+    alone = []
+    for path, prefix in zip(paths, prefixes):
+        one = processor(instruction, audio=path, prefix=prefix)
+        alone += processor.postprocess(model.generate(**one, num_beams=1, max_new_tokens=5), one)
+    assert together == alone
