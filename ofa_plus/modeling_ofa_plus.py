@@ -311,7 +311,8 @@ class OFAPlusEncoder(nn.Module):
             if audio_start is not None:
                 codes = codes + audio_start.to(torch.uint8)
         layouts, row_layout = torch.unique(codes, dim=0, return_inverse=True)
-        layout_ids = torch.where(layouts == 1, config.image_token_id, torch.where(layouts >= 2, config.audio_token_id, 0))
+        layout_ids = torch.where(layouts == 1, config.image_token_id,
+                                 torch.where(layouts >= 2, config.audio_token_id, 0))
         is_image, segment_id, position = self.segment_layout(layout_ids, layouts == 3)
         if bool((position[~is_image] >= config.max_positions).any()):
             raise ValueError(f"a text or audio segment is longer than max_positions={config.max_positions}")

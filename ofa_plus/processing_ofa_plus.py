@@ -37,7 +37,8 @@ class RowInfo:
 
 class OFAPlusBatch(BatchFeature):
     """Model inputs (``input_ids``, ``attention_mask``, ``pixel_values``, ``input_features``,
-    ``input_features_mask``, ``decoder_input_ids``, ``labels``, ``ctc_labels``) plus ``task_plan`` and ``constraints``, which `OFAPlusForConditionalGeneration.generate`
+    ``input_features_mask``, ``decoder_input_ids``, ``labels``, ``ctc_labels``) plus ``task_plan`` and
+    ``constraints``, which `OFAPlusForConditionalGeneration.generate`
     accepts. ``rows`` (an attribute, not an item) keeps per-row decoding information."""
 
     rows: list[RowInfo]
@@ -277,7 +278,8 @@ class OFAPlusProcessor(ProcessorMixin):
         for s in slots:
             value = self._value(plan, row, index, s)
             if not isinstance(value, str):
-                raise ValueError(f"{self._where(plan, index, s)}: text_phone needs a string, got {type(value).__name__}")
+                raise ValueError(f"{self._where(plan, index, s)}: text_phone needs a string, "
+                                 f"got {type(value).__name__}")
             ids += ctc_phone_ids(value, self._where(plan, index, s))
         return ids
 

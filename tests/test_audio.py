@@ -176,7 +176,8 @@ def test_processor_errors_name_task_row_and_slot(speech):
              (np.zeros(800, dtype=np.float32), "shorter than")]
     for bad, message in cases:
         with pytest.raises(ValueError, match=message) as info:
-            processor(ASR, audio=[good, bad], text=["a", "b"], sampling_rate=None if message != "shorter than" else 16000)
+            rate = 16000 if message == "shorter than" else None
+            processor(ASR, audio=[good, bad], text=["a", "b"], sampling_rate=rate)
         assert "row 1, slot [AUDIO:audio]" in str(info.value)
     too_long = OFAPlusProcessor.for_config(small_config())
     too_long.feature_extractor.max_audio_seconds = 1.0
@@ -294,10 +295,9 @@ def test_trainer_skips_bad_audio_and_trains_with_phone_ctc(tmp_path, speech):
     card = _asr_card_with_bad_rows(tmp_path, speech, ASR.replace("[TEXT:text]", "[TEXT:text,preprocess=text_phone]"))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1",
            "PYTHONPATH": str(root)}
-    done = subprocess.run([sys.executable, "-m", "ofa_plus.train", "--cards", str(card), "--output", str(tmp_path / "run"),
-                           "--max-steps", "2", "--image-size", "64", "--config-overrides",
-                           "encoder_layers=2,decoder_layers=2"], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=300)
+    command = [sys.executable, "-m", "ofa_plus.train", "--cards", str(card), "--output", str(tmp_path / "run"),
+               "--max-steps", "2", "--image-size", "64", "--config-overrides", "encoder_layers=2,decoder_layers=2"]
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     skipped = json.loads((tmp_path / "run" / "skipped_rows.json").read_text())
     assert {s["index"] for s in skipped} == {4, 5, 6} and all(s["task"] == "asr" for s in skipped)

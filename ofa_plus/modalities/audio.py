@@ -156,7 +156,8 @@ class OFAPlusAudioFeatureExtractor(SequenceFeatureExtractor):
         self.frame_length_ms, self.frame_shift_ms = frame_length_ms, frame_shift_ms
         self.do_cmvn = do_cmvn
         self.num_freq_masks, self.freq_mask_width = num_freq_masks, freq_mask_width
-        self.num_time_masks, self.time_mask_width, self.time_mask_ratio = num_time_masks, time_mask_width, time_mask_ratio
+        self.num_time_masks, self.time_mask_width = num_time_masks, time_mask_width
+        self.time_mask_ratio = time_mask_ratio  # a time mask covers at most this share of the frames
         self.max_audio_seconds = max_audio_seconds
 
     @property
