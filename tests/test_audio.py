@@ -22,7 +22,7 @@ from conftest import small_config
 
 import ofa_plus.vocabulary as V
 from ofa_plus import OFAPlusForConditionalGeneration, OFAPlusProcessor, load_cards
-from ofa_plus.modalities.audio import OFAPlusAudioFeatureExtractor, audio_token_count, load_audio
+from ofa_plus.modalities.audio import OFAPlusAudioFeatureExtractor, audio_token_count, load_audio, pad_features
 from ofa_plus.multitask import TaskStream, collate
 
 ALSA = Path("/usr/share/sounds/alsa")
@@ -401,3 +401,35 @@ def test_generation_grouped_by_prompt_length_keeps_each_rows_audio(speech):
         one = processor(instruction, audio=path, prefix=prefix)
         alone += processor.postprocess(model.generate(**one, num_beams=1, max_new_tokens=5), one)
     assert together == alone
+
+
+def test_image_and_audio_rows_mixed_with_text_only_rows(speech, images):
+    """A batch whose rows have different layouts (image + audio of different lengths, text only):
+    every row's encoder states equal the row's alone (biases per layout, features per audio)."""
+    torch.manual_seed(0)
+    model = OFAPlusForConditionalGeneration(small_config(dropout=0.0)).eval()
+    processor = OFAPlusProcessor.for_config(model.config)
+    both = "[IMAGE:image] [AUDIO:audio] what is said about the image? -> [TEXT:answer]"
+    rows = [processor(both, image=images[0], audio=str(speech[0])),
+            processor(both, image=images[1], audio=str(speech[3]))]
+    text_only = [V.BOS_ID] + list(range(9600, 9620)) + [V.EOS_ID]
+    sequences = [rows[0]["input_ids"][0].tolist(), text_only, rows[1]["input_ids"][0].tolist()]
+    width = max(map(len, sequences))
+    input_ids = torch.tensor([s + [V.PAD_ID] * (width - len(s)) for s in sequences])
+    attention_mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences])
+    features = [r["input_features"][0] for r in rows]
+    audio = pad_features(features)
+    encoder = model.get_encoder()
+    with torch.no_grad():
+        batched = encoder(input_ids=input_ids, attention_mask=attention_mask,
+                          pixel_values=torch.cat([r["pixel_values"] for r in rows]), **audio).last_hidden_state
+        singles = [encoder(input_ids=rows[0]["input_ids"], pixel_values=rows[0]["pixel_values"],
+                           input_features=rows[0]["input_features"],
+                           input_features_mask=rows[0]["input_features_mask"]).last_hidden_state[0],
+                   encoder(input_ids=torch.tensor([text_only])).last_hidden_state[0],
+                   encoder(input_ids=rows[1]["input_ids"], pixel_values=rows[1]["pixel_values"],
+                           input_features=rows[1]["input_features"],
+                           input_features_mask=rows[1]["input_features_mask"]).last_hidden_state[0]]
+    for i, single in enumerate(singles):
+        torch.testing.assert_close(batched[i, : len(single)], single, atol=1e-4, rtol=1e-4)
+    assert len(sequences[0]) != len(sequences[2])  # the two audios differ in length
