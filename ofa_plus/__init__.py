@@ -6,13 +6,14 @@ the transformers Auto classes, so saved checkpoints load with `AutoModelForSeq2S
 (alias ``"ofa-plus"``, see `ofa_plus.pipeline`).
 """
 
-from transformers import (AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageTextToText,
-                          AutoModelForSeq2SeqLM, AutoProcessor, AutoTokenizer)
+from transformers import (AutoConfig, AutoFeatureExtractor, AutoImageProcessor, AutoModel,
+                          AutoModelForImageTextToText, AutoModelForSeq2SeqLM, AutoProcessor, AutoTokenizer)
 
 from .configuration_ofa_plus import PRESETS, OFAPlusConfig
 from .generation import DecodingConstraints
 from .instruction import Instruction, InstructionError, parse_instruction
 from .modalities import MODALITIES, get_modality, register_modality
+from .modalities.audio import OFAPlusAudioFeatureExtractor, load_audio
 from .modalities.image import OFAPlusImageProcessor
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration, OFAPlusModel, OFAPlusPreTrainedModel
 from .plan import TaskPlan, compile_plan
@@ -29,6 +30,7 @@ AutoModelForSeq2SeqLM.register(OFAPlusConfig, OFAPlusForConditionalGeneration, e
 AutoModelForImageTextToText.register(OFAPlusConfig, OFAPlusForConditionalGeneration, exist_ok=True)
 AutoTokenizer.register(OFAPlusConfig, slow_tokenizer_class=OFAPlusTokenizer, exist_ok=True)
 AutoImageProcessor.register(OFAPlusConfig, image_processor_classes={"pil": OFAPlusImageProcessor}, exist_ok=True)
+AutoFeatureExtractor.register(OFAPlusConfig, OFAPlusAudioFeatureExtractor, exist_ok=True)
 AutoProcessor.register(OFAPlusConfig, OFAPlusProcessor, exist_ok=True)
 _register_pipeline()
 
@@ -39,7 +41,7 @@ OFAPlusPreTrainedModel.tasks = property(lambda self: _tasks_from_dicts(getattr(s
 
 __version__ = "0.1.0"
 __all__ = [
-    "CardError", "DecodingConstraints", "Instruction", "InstructionError", "MODALITIES", "OFAPlusBatch", "OFAPlusConfig",
+    "CardError", "DecodingConstraints", "OFAPlusAudioFeatureExtractor", "load_audio", "Instruction", "InstructionError", "MODALITIES", "OFAPlusBatch", "OFAPlusConfig",
     "OFAPlusForConditionalGeneration", "OFAPlusImageProcessor", "OFAPlusModel", "OFAPlusPipeline",
     "OFAPlusPreTrainedModel", "OFAPlusProcessor", "OFAPlusTokenizer", "PRESETS", "TaskCard", "TaskPlan",
     "compile_plan", "load_cards", "get_modality", "parse_instruction", "register_modality", "train_tokenizer",

@@ -22,7 +22,7 @@ PRESETS: dict[str, dict] = {
     "tiny": dict(
         d_model=256, encoder_layers=4, decoder_layers=4, encoder_attention_heads=4, decoder_attention_heads=4,
         encoder_ffn_dim=1024, decoder_ffn_dim=1024, image_backbone="resnet18", image_size=128,
-        vocab_size=V.TEXT_OFFSET + 8_000, normformer=False, init_std=256**-0.5,
+        vocab_size=V.TEXT_OFFSET + 8_000, normformer=False, init_std=256**-0.5, audio_conv_channels=64,
     ),
     # OFA-base: 768 d, 6+6 layers, 12 heads, ResNet-101 up to stage 3, 480 px -> 30x30 patches.
     "base": dict(
@@ -48,6 +48,10 @@ class OFAPlusConfig(PreTrainedConfig):
     scales, positions given only as attention biases (absolute positions projected to a Q.K bias,
     plus per-modality relative biases: 1-D log buckets for text, 2-D for image patches), and
     input/output embeddings tied over the unified vocabulary of `ofa_plus.vocabulary`.
+
+    Audio inputs: ``audio_feature_size`` filterbank bins go through `AudioAdaptor` (4x subsampling,
+    ``audio_conv_channels``); ``ctc_weight`` weighs the phone CTC loss that ASR tasks with
+    ``preprocess=text_phone`` add on the encoder's audio states.
 
     ``image_backbone_pretrained`` marks a backbone whose weights come from an ImageNet checkpoint
     (`ImageAdaptor.load_backbone_weights`): its BatchNorm statistics stay fixed and pixels are
@@ -103,6 +107,10 @@ class OFAPlusConfig(PreTrainedConfig):
         label_smoothing: float = 0.1,
         init_std: float = 0.02,
         image_token_id: int = V.IMAGE_ID,
+        audio_token_id: int = V.AUDIO_ID,
+        audio_feature_size: int = 80,
+        audio_conv_channels: int = 256,
+        ctc_weight: float = 0.3,
         bin_token_offset: int = V.BIN_OFFSET,
         pad_token_id: int = V.PAD_ID,
         bos_token_id: int = V.BOS_ID,
@@ -147,6 +155,8 @@ class OFAPlusConfig(PreTrainedConfig):
         for heads, name in ((encoder_attention_heads, "encoder"), (decoder_attention_heads, "decoder")):
             if d_model % heads:
                 raise ValueError(f"d_model {d_model} is not divisible by {name}_attention_heads {heads}")
+        if audio_feature_size < 7:
+            raise ValueError(f"audio_feature_size {audio_feature_size} is too small for 4x subsampling (>= 7 bins)")
         if vocab_size < V.TEXT_OFFSET:
             raise ValueError(f"vocab_size {vocab_size} is smaller than the reserved ranges ({V.TEXT_OFFSET} ids)")
         if vocabulary_layout_version != V.LAYOUT_VERSION:
@@ -178,6 +188,10 @@ class OFAPlusConfig(PreTrainedConfig):
         self.label_smoothing = label_smoothing
         self.init_std = init_std
         self.image_token_id = image_token_id
+        self.audio_token_id = audio_token_id
+        self.audio_feature_size = audio_feature_size  # mel bins of the audio feature extractor
+        self.audio_conv_channels = audio_conv_channels  # channels of AudioAdaptor's subsampling convolutions
+        self.ctc_weight = ctc_weight  # loss = CE + ctc_weight * phone CTC (rows with ctc_labels)
         self.bin_token_offset = bin_token_offset
         self.vocabulary_layout_version = vocabulary_layout_version
         self.decoder_start_token_id = decoder_start_token_id

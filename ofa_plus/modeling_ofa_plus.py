@@ -11,12 +11,16 @@ OFAPlusForConditionalGeneration. OFA specifics:
   between different segments. Nothing is added to the token embeddings except a type embedding.
 * Image segments are marked in ``input_ids`` by runs of the ``<image>`` placeholder; the image
   adaptor's patch features replace them, so slots can come in any order and templates may differ
-  from row to row within a batch.
+  from row to row within a batch. Audio works the same way with ``<audio>`` placeholders, one per
+  subsampled frame (`AudioAdaptor`); an audio segment has 1-D positions and relative buckets like text.
+* ASR rows may carry ``ctc_labels`` (phone ids): a CTC loss on the encoder's audio states, with
+  logits through the phone rows of the tied embedding, is added with weight ``config.ctc_weight``.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -30,8 +34,11 @@ from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2
 
 from .configuration_ofa_plus import OFAPlusConfig
 from .generation import DecodingConstraints
+from .modalities.audio import AudioAdaptor, audio_token_count
 from .modalities.audio_target import SpeechHead, generate_speech, speech_forward
 from .modalities.image import ImageAdaptor
+from .modalities.phone import CTC_BLANK
+from . import vocabulary as V
 
 
 def token_relative_buckets(relative: torch.Tensor, bucket_size: int, max_distance: int) -> torch.Tensor:
@@ -203,9 +210,9 @@ class OFAPlusPreTrainedModel(PreTrainedModel):
     config_class = OFAPlusConfig
     base_model_prefix = "model"
     main_input_name = "input_ids"
-    input_modalities = ("text", "image")
+    input_modalities = ("text", "image", "audio")
     supports_gradient_checkpointing = True
-    _no_split_modules = ["OFAPlusEncoderLayer", "OFAPlusDecoderLayer", "ImageAdaptor"]
+    _no_split_modules = ["OFAPlusEncoderLayer", "OFAPlusDecoderLayer", "ImageAdaptor", "AudioAdaptor"]
     _supports_sdpa = True
 
     def _init_weights(self, module):
@@ -224,6 +231,10 @@ class OFAPlusPreTrainedModel(PreTrainedModel):
             init.zeros_(module.bias)
         elif isinstance(module, nn.Conv2d):
             init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, AudioAdaptor):
+            init.zeros_(module.type_embedding)
         elif isinstance(module, nn.BatchNorm2d):
             init.ones_(module.weight)
             init.zeros_(module.bias)
@@ -246,6 +257,7 @@ class OFAPlusEncoder(nn.Module):
         d, heads = config.d_model, config.encoder_attention_heads
         self.embed_tokens = embed_tokens
         self.image_adaptor = ImageAdaptor(config)
+        self.audio_adaptor = AudioAdaptor(config)
         self.type_embedding = nn.Embedding(2, d)  # 0 = token, 1 = image patch
         self.layernorm_embedding = nn.LayerNorm(d)
         self.dropout = nn.Dropout(config.dropout)
@@ -265,33 +277,46 @@ class OFAPlusEncoder(nn.Module):
         self.layer_norm = nn.LayerNorm(d)
         self.gradient_checkpointing = False
 
-    def segment_layout(self, input_ids: torch.Tensor):
-        """Per token: is it an image patch, its segment id, and its position inside the segment."""
+    def segment_layout(self, input_ids: torch.Tensor, audio_start: torch.Tensor | None = None):
+        """Per token: is it an image patch, its segment id, and its position inside the segment.
+
+        ``audio_start`` marks the first ``<audio>`` placeholder of each audio, to split audios that
+        follow each other directly; without it each run of placeholders is one audio."""
         is_image = input_ids == self.config.image_token_id
+        kind = is_image.long() + 2 * (input_ids == self.config.audio_token_id).long()  # text 0, image 1, audio 2
         length = input_ids.shape[1]
         index = torch.arange(length, device=input_ids.device).expand_as(input_ids)
-        previous = F.pad(is_image[:, :-1], (1, 0), value=False)
-        run_start = (is_image != previous) | (index == 0)
+        run_start = kind != F.pad(kind[:, :-1], (1, 0), value=-1)
         in_run = index - torch.cummax(torch.where(run_start, index, 0), dim=1).values
         # a run of image placeholders may hold several images back to back: split every image_tokens
         segment_start = (run_start & ~is_image) | (is_image & (in_run % self.config.image_tokens == 0))
+        if audio_start is not None:
+            segment_start = segment_start | audio_start
         segment_id = segment_start.cumsum(dim=1)
         position = index - torch.cummax(torch.where(segment_start, index, 0), dim=1).values
         return is_image, segment_id, position
 
-    def position_biases(self, input_ids: torch.Tensor, dtype: torch.dtype):
+    def position_biases(self, input_ids: torch.Tensor, dtype: torch.dtype, audio_start: torch.Tensor | None = None):
         """Every layer's position bias, absolute + relative, as ``(layers, U, H, L, L)``, and per row
         which of the ``U`` distinct layouts it has (None when all rows share one).
 
-        The biases depend only on where the image patches are, and the rows of one task's batch
-        nearly always share that layout (padding is text too), so they are computed once per
-        layout rather than once per row: the same values, a fraction of the work and memory."""
+        The biases depend only on where the image patches and audio segments are, and the rows of
+        one task's batch nearly always share that layout (padding is text too), so they are computed
+        once per layout rather than once per row: the same values, a fraction of the work and memory."""
         config = self.config
-        is_image_rows = (input_ids == config.image_token_id).to(torch.uint8)
-        layouts, row_layout = torch.unique(is_image_rows, dim=0, return_inverse=True)
-        is_image, segment_id, position = self.segment_layout(torch.where(layouts.bool(), config.image_token_id, 0))
+        # layout code per token: 0 text, 1 image patch, 2 audio frame, 3 first frame of an audio
+        codes = (input_ids == config.image_token_id).to(torch.uint8)
+        is_audio = input_ids == config.audio_token_id
+        if audio_start is not None or bool(is_audio.any()):
+            codes = codes + 2 * is_audio.to(torch.uint8)
+            if audio_start is not None:
+                codes = codes + audio_start.to(torch.uint8)
+        layouts, row_layout = torch.unique(codes, dim=0, return_inverse=True)
+        layout_ids = torch.where(layouts == 1, config.image_token_id,
+                                 torch.where(layouts >= 2, config.audio_token_id, 0))
+        is_image, segment_id, position = self.segment_layout(layout_ids, layouts == 3)
         if bool((position[~is_image] >= config.max_positions).any()):
-            raise ValueError(f"a text segment is longer than max_positions={config.max_positions}")
+            raise ValueError(f"a text or audio segment is longer than max_positions={config.max_positions}")
         run_end = is_image & ~F.pad(is_image[:, 1:], (0, 1), value=False)
         if bool((position[run_end] != config.image_tokens - 1).any()):  # else patches would leak across rows
             raise ValueError(f"a run of <image> placeholders is not a whole number of images "
@@ -318,8 +343,34 @@ class OFAPlusEncoder(nn.Module):
         relative = F.embedding(bucket, tables).unflatten(-1, (len(self.relative_bias), -1)).permute(3, 0, 4, 1, 2)
         return absolute + relative.to(dtype), (row_layout if len(layouts) > 1 else None)
 
+    def embed_audio(self, x, input_ids, input_features, input_features_mask):
+        """Scatter the adaptor's audio features into the ``<audio>`` placeholders; return the new
+        embeddings and the mark of each audio's first placeholder (audios may follow each other)."""
+        is_audio = input_ids == self.config.audio_token_id
+        if input_features is None:
+            raise ValueError("input_ids contain <audio> placeholders but no input_features were given")
+        if input_features_mask is None:
+            frames = torch.full((input_features.shape[0],), input_features.shape[1], device=input_ids.device)
+        else:
+            frames = input_features_mask.sum(dim=1).to(input_ids.device)
+        counts = audio_token_count(frames)
+        n_audio_tokens = int(is_audio.sum())
+        if int(counts.sum()) != n_audio_tokens:
+            raise ValueError(f"{len(counts)} audios give {int(counts.sum())} audio tokens after subsampling but "
+                             f"input_ids hold {n_audio_tokens} <audio> placeholders")
+        features = self.audio_adaptor(input_features.to(x.dtype))
+        keep = torch.arange(features.shape[1], device=features.device) < counts[:, None].to(features.device)
+        x = x.masked_scatter(is_audio[..., None], features[keep].to(x.dtype))
+        # the k-th audio starts at the (counts[0] + ... + counts[k-1])-th placeholder in row-major order
+        placeholders = is_audio.flatten().nonzero().squeeze(1)
+        firsts = (torch.cumsum(counts, 0) - counts)[counts > 0]
+        audio_start = torch.zeros(is_audio.numel(), dtype=torch.bool, device=input_ids.device)
+        audio_start[placeholders[firsts]] = True
+        return x, audio_start.view_as(is_audio)
+
     def forward(self, input_ids=None, attention_mask=None, pixel_values=None, inputs_embeds=None,
-                output_hidden_states=False, return_dict=True, **kwargs):
+                output_hidden_states=False, return_dict=True, input_features=None, input_features_mask=None,
+                **kwargs):
         if input_ids is None:
             raise ValueError("OFAPlusEncoder needs input_ids: they carry the segment layout (image placeholders)")
         is_image = input_ids == self.config.image_token_id
@@ -334,9 +385,12 @@ class OFAPlusEncoder(nn.Module):
                                  f"tokens but input_ids hold {n_image_tokens} <image> placeholders")
             # under autocast the backbone returns bf16/fp16 features while the embeddings stay fp32
             x = x.masked_scatter(is_image[..., None], features.reshape(-1, x.shape[-1]).to(x.dtype))
+        audio_start = None
+        if bool((input_ids == self.config.audio_token_id).any()):
+            x, audio_start = self.embed_audio(x, input_ids, input_features, input_features_mask)
         x = self.dropout(self.layernorm_embedding(x + self.type_embedding(is_image.long())))
 
-        position_bias, row_layout = self.position_biases(input_ids, x.dtype)
+        position_bias, row_layout = self.position_biases(input_ids, x.dtype, audio_start)
         if row_layout is not None:  # rows of different layouts: gather each row's biases
             position_bias = position_bias[:, row_layout]
         padding = None if attention_mask is None else _padding_bias(attention_mask, x.dtype)
@@ -438,7 +492,7 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, pixel_values=None, decoder_input_ids=None,
                 encoder_outputs=None, cache: Cache | None = None, use_cache=None, output_hidden_states=None,
-                decoder_inputs_embeds=None, **kwargs):
+                input_features=None, input_features_mask=None, decoder_inputs_embeds=None, **kwargs):
         inputs_embeds = None
         if (encoder_outputs is None and input_ids is not None and decoder_input_ids is not None
                 and decoder_inputs_embeds is None):
@@ -451,7 +505,8 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
             decoder_inputs_embeds = decoder_inputs_embeds.view(*decoder_input_ids.shape, -1)
         if encoder_outputs is None:
             encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
-                                           inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states)
+                                           inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states,
+                                           input_features=input_features, input_features_mask=input_features_mask)
         use_cache = self.config.use_cache if use_cache is None else use_cache
         if use_cache and cache is None:
             cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
@@ -530,6 +585,13 @@ def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, start_token_id: 
     return shifted
 
 
+@dataclass
+class OFAPlusSeq2SeqLMOutput(Seq2SeqLMOutput):
+    """`Seq2SeqLMOutput` plus ``ctc_loss``: the phone CTC loss (unweighted) when ``ctc_labels`` were given."""
+
+    ctc_loss: torch.FloatTensor | None = None
+
+
 class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
 
@@ -547,7 +609,8 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
 
     def forward(self, input_ids=None, attention_mask=None, pixel_values=None, decoder_input_ids=None,
                 encoder_outputs=None, cache: Cache | None = None, labels=None, use_cache=None,
-                output_hidden_states=None, return_dict=None, mel_labels=None, mel_lengths=None, **kwargs):
+                output_hidden_states=None, return_dict=None, input_features=None, input_features_mask=None,
+                ctc_labels=None, mel_labels=None, mel_lengths=None, **kwargs):
         r"""
         labels (`torch.LongTensor` of shape `(batch, target_length)`, *optional*):
             Target ids; -100 marks positions without loss (padding, `no_loss` prefixes). When
@@ -556,6 +619,12 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
             An AUDIO target's log-mel frames (zero-padded; `mel_lengths` gives each row's count). The
             decoder then runs on prenet-embedded frames and the output is an `OFAPlusSpeechOutput`
             with the Tacotron loss (see `ofa_plus.modalities.audio_target`).
+        input_features (`torch.FloatTensor` of shape `(audios, frames, audio_feature_size)`, *optional*):
+            Filterbanks of the batch's audios in row order (`OFAPlusAudioFeatureExtractor`), with
+            `input_features_mask` `(audios, frames)` marking real frames.
+        ctc_labels (`torch.LongTensor` of shape `(batch, phones)`, *optional*):
+            Phone ids (padded with -100) of each row's transcript: adds `config.ctc_weight` times a
+            CTC loss on the encoder states of the row's audio placeholders (with `labels` only).
         """
         if mel_labels is not None:
             return speech_forward(self, input_ids, attention_mask, pixel_values, encoder_outputs, mel_labels,
@@ -566,16 +635,46 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
                 decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id,
                                                        self.config.decoder_start_token_id)
         out = self.model(input_ids, attention_mask, pixel_values, decoder_input_ids, encoder_outputs,
-                         cache=cache, use_cache=use_cache, output_hidden_states=output_hidden_states)
+                         cache=cache, use_cache=use_cache, output_hidden_states=output_hidden_states,
+                         input_features=input_features, input_features_mask=input_features_mask)
         logits = self.lm_head(out.last_hidden_state)
-        loss = None
+        loss = ctc_loss = None
         if labels is not None:  # the loss back-propagates through the head itself, on labelled rows only
             loss = _LabelSmoothedLMLoss.apply(out.last_hidden_state.flatten(0, 1), self.lm_head.weight,
                                               logits.detach().flatten(0, 1), labels.flatten(),
                                               self.config.label_smoothing)
-        return Seq2SeqLMOutput(loss=loss, logits=logits, cache=out.cache,
-                               encoder_last_hidden_state=out.encoder_last_hidden_state,
-                               encoder_hidden_states=out.encoder_hidden_states)
+            if ctc_labels is not None:
+                ctc_loss = self.phone_ctc_loss(out.encoder_last_hidden_state, input_ids, ctc_labels)
+                loss = loss + self.config.ctc_weight * ctc_loss
+        return OFAPlusSeq2SeqLMOutput(loss=loss, logits=logits, cache=out.cache,
+                                      encoder_last_hidden_state=out.encoder_last_hidden_state,
+                                      encoder_hidden_states=out.encoder_hidden_states, ctc_loss=ctc_loss)
+
+    def phone_ctc_logits(self, encoder_states: torch.Tensor) -> torch.Tensor:
+        """Encoder states -> scores of the ``NUM_PHONE_SLOTS`` phone classes, through the phone rows of
+        the tied embedding; class `phone.CTC_BLANK` (the last, unused phone slot) is the CTC blank."""
+        phones = self.model.shared.weight[V.PHONE_OFFSET: V.PHONE_OFFSET + V.NUM_PHONE_SLOTS]
+        return encoder_states @ phones.t().to(encoder_states.dtype)
+
+    def phone_ctc_loss(self, encoder_states, input_ids, ctc_labels) -> torch.Tensor:
+        """Mean over rows of CTC(-log p(phones | the row's audio states)) / phones (F.ctc_loss "mean")."""
+        if input_ids is None:
+            raise ValueError("ctc_labels need input_ids: the <audio> placeholders say where the audio states are")
+        is_audio = input_ids == self.config.audio_token_id
+        rows = (ctc_labels != -100).any(dim=1)
+        if not bool(rows.any()):
+            return encoder_states.new_zeros(())
+        is_audio, states, ctc_labels = is_audio[rows], encoder_states[rows], ctc_labels[rows]
+        lengths = is_audio.sum(dim=1)
+        if bool((lengths == 0).any()):
+            raise ValueError("a row has ctc_labels but no <audio> placeholders")
+        # gather each row's audio states to the front: (rows, max audio tokens, d)
+        order = torch.sort((~is_audio).to(torch.uint8), dim=1, stable=True).indices[:, : int(lengths.max())]
+        audio_states = states.gather(1, order[..., None].expand(-1, -1, states.shape[-1]))
+        log_probs = self.phone_ctc_logits(audio_states).float().log_softmax(dim=-1)
+        targets = (ctc_labels - V.PHONE_OFFSET).clamp(min=0)
+        return F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, (ctc_labels != -100).sum(dim=1),
+                          blank=CTC_BLANK, reduction="mean", zero_infinity=True)
 
     @torch.no_grad()
     def generate(self, inputs=None, generation_config=None, logits_processor=None, *,
@@ -597,6 +696,7 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
             return generate_speech(self, inputs if inputs is not None else kwargs.pop("input_ids", None),
                                    generation_config=generation_config, logits_processor=logits_processor, **kwargs)
         del task_plan  # carried by the processor's output for postprocess(); nothing to do here
+        kwargs.pop("ctc_labels", None)  # a training target, when a labelled batch is generated from
         prompts = kwargs.get("decoder_input_ids")
         lengths = None if prompts is None else prompts.ne(self.config.pad_token_id).sum(dim=1)
         if lengths is not None and len(set(lengths.tolist())) > 1:
@@ -616,8 +716,8 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
         The copies of a row would all hold the same encoder states; the decoder's cross-attention
         instead lets a row's beams query its single copy (and its cross-attention cache is never
         reordered), so beam search neither copies nor re-reads the encoder states per beam."""
-        shared = {k: model_kwargs.pop(k) for k in ("encoder_outputs", "attention_mask", "pixel_values")
-                  if k in model_kwargs}
+        shared = {k: model_kwargs.pop(k) for k in ("encoder_outputs", "attention_mask", "pixel_values",
+                                                   "input_features", "input_features_mask") if k in model_kwargs}
         input_ids, model_kwargs = super()._expand_inputs_for_generation(expand_size, False, input_ids, **model_kwargs)
         return input_ids, {**model_kwargs, **shared}
 
@@ -628,7 +728,7 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
 
     def _generate_by_prompt_length(self, inputs, generation_config, logits_processor, constraints, lengths, kwargs):
         batch_keys = [k for k, v in kwargs.items() if torch.is_tensor(v) and v.shape[:1] == lengths.shape
-                      and k != "pixel_values"]
+                      and k not in ("pixel_values", "input_features", "input_features_mask")]
         outputs, rows = [], []
         for length in sorted(set(lengths.tolist())):
             index = (lengths == length).nonzero().flatten()
@@ -639,6 +739,12 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
             if kwargs.get("pixel_values") is not None:
                 group["pixel_values"] = _select_images(kwargs["input_ids"], kwargs["pixel_values"], index,
                                                        self.config.image_token_id, self.config.image_tokens)
+            if kwargs.get("input_features") is not None:
+                keep = _select_audios(kwargs["input_ids"], kwargs.get("input_features_mask"),
+                                      kwargs["input_features"], index, self.config.audio_token_id)
+                group["input_features"] = kwargs["input_features"][keep]
+                if kwargs.get("input_features_mask") is not None:
+                    group["input_features_mask"] = kwargs["input_features_mask"][keep]
             sub_inputs = None if inputs is None else inputs[index]
             outputs.append(self.generate(sub_inputs, generation_config, logits_processor,
                                          constraints=constraints, **group))
@@ -658,3 +764,16 @@ def _select_images(input_ids, pixel_values, rows, image_token_id, image_tokens):
     first = torch.cumsum(per_row, 0) - per_row
     keep = [i for r in rows.tolist() for i in range(int(first[r]), int(first[r] + per_row[r]))]
     return pixel_values[keep]
+
+
+def _select_audios(input_ids, input_features_mask, input_features, rows, audio_token_id) -> list[int]:
+    """Indices of the audios (in the batch's row order) that belong to ``rows``."""
+    if input_features_mask is None:
+        frames = torch.full((input_features.shape[0],), input_features.shape[1])
+    else:
+        frames = input_features_mask.sum(dim=1).cpu()
+    counts = audio_token_count(frames)
+    row_end = torch.cumsum((input_ids == audio_token_id).sum(dim=1).cpu(), 0)
+    audio_row = torch.searchsorted(row_end, torch.cumsum(counts, 0) - counts, right=True)
+    wanted = set(rows.tolist())
+    return [i for i, r in enumerate(audio_row.tolist()) if r in wanted]

@@ -86,10 +86,12 @@ class TaskStream:
         dataset = card.load_split("train")
         if limit:
             dataset = dataset.select(range(min(limit, len(dataset))))
-        # decode images in the processor, where a corrupt file becomes a counted, skipped row
+        # decode images and audio in the processor, where a corrupt file becomes a counted, skipped row
         for name, feature in dataset.features.items():
             if isinstance(feature, datasets.Image) and feature.decode:
                 dataset = dataset.cast_column(name, datasets.Image(decode=False))
+            if isinstance(feature, datasets.Audio) and feature.decode:
+                dataset = dataset.cast_column(name, datasets.Audio(decode=False))
         return cls(card, dataset, index, seed, rank, world, bucketing)
 
     @property

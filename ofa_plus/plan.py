@@ -196,6 +196,16 @@ def _check_template(template: TemplatePlan, source: str) -> None:
             raise InstructionError(f"an {s.slot.modality} target must be the only item on the decoder side "
                                    f"(no prompt text, other slots or no_loss)", source, s.slot.position)
     for s in template.slots():
+        recipe = s.settings.get("preprocess")
+        if recipe is not None and recipe not in s.modality.preprocess_recipes:
+            known = ", ".join(s.modality.preprocess_recipes) or "none"
+            raise InstructionError(f"unknown preprocess recipe {recipe!r} for {s.slot.modality} (known: {known})",
+                                   source, s.slot.position)
+        if recipe == "text_phone" and (s.side != "decoder" or
+                                       not any(e.slot.modality == "AUDIO" for e in encoder_slots)):
+            raise InstructionError("preprocess=text_phone (phone CTC on the audio) needs a target slot and an "
+                                   "AUDIO slot on the encoder side", source, s.slot.position)
+    for s in template.slots():
         if s.slot.modality != "BOX":
             continue
         wanted = s.settings.get("image")

@@ -19,7 +19,9 @@ from .generation import DecodingConstraints
 from .instruction import Instruction, PromptText
 from .modalities import audio_target
 from .modalities.base import SlotContext
+from .modalities.audio import OFAPlusAudioFeatureExtractor, audio_token_count, load_audio, pad_features
 from .modalities.image import ImageModality, OFAPlusImageProcessor, load_image
+from .modalities.phone import ctc_phone_ids, phonemize
 from .plan import RepeatPlan, SlotPlan, TaskPlan, TemplatePlan, compile_plan
 from .task_card import TaskCard, get_task, tasks_from_dicts
 from .tokenization_ofa_plus import OFAPlusTokenizer
@@ -35,15 +37,16 @@ class RowInfo:
 
 
 class OFAPlusBatch(BatchFeature):
-    """Model inputs (``input_ids``, ``attention_mask``, ``pixel_values``, ``decoder_input_ids``,
-    ``labels``) plus ``task_plan`` and ``constraints``, which `OFAPlusForConditionalGeneration.generate`
+    """Model inputs (``input_ids``, ``attention_mask``, ``pixel_values``, ``input_features``,
+    ``input_features_mask``, ``decoder_input_ids``, ``labels``, ``ctc_labels``) plus ``task_plan`` and
+    ``constraints``, which `OFAPlusForConditionalGeneration.generate`
     accepts. ``rows`` (an attribute, not an item) keeps per-row decoding information."""
 
     rows: list[RowInfo]
 
 
 class OFAPlusProcessor(ProcessorMixin):
-    r"""Tokenizer + image processor + the instruction machinery.
+    r"""Tokenizer + image processor + audio feature extractor + the instruction machinery.
 
     ```python
     inputs = processor("[IMAGE:image] what does the image describe? -> [TEXT:caption]", image=img)
@@ -52,16 +55,28 @@ class OFAPlusProcessor(ProcessorMixin):
     ```
     Column values are given as keyword arguments: one value per column for a single row, or a
     list per column for a batch. With all target columns present the output also holds ``labels``.
+    Audio arrays need ``sampling_rate=`` (paths, bytes and audio dicts carry their own).
     """
 
-    def __init__(self, image_processor=None, tokenizer=None, image_patch_stride: int = 16,
+    def __init__(self, image_processor=None, tokenizer=None, feature_extractor=None, image_patch_stride: int = 16,
                  task_cards: list[dict] | None = None, tts_settings: dict | None = None, **kwargs):
         self.image_patch_stride = image_patch_stride
         # AUDIO targets: the model config's tts_* mel settings (`audio_target.MelSettings`)
         self.tts_settings = audio_target.MelSettings.from_dict(tts_settings).to_dict()
         self.vocoder = None  # mels -> waveform for AUDIO outputs; None = Griffin-Lim (see audio_target)
         self.task_cards = list(task_cards or [])  # the model's task cards (saved in processor_config.json)
-        super().__init__(image_processor, tokenizer, **kwargs)
+        super().__init__(image_processor, tokenizer, feature_extractor or OFAPlusAudioFeatureExtractor(), **kwargs)
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        # processors saved before audio support have no feature extractor: load the rest, add the default one
+        if processor_dict is not None and "feature_extractor" not in processor_dict:
+            without_audio = type(cls.__name__, (cls,), {"get_attributes": classmethod(
+                lambda c: [a for a in cls.get_attributes() if a != "feature_extractor"])})
+            args = super(cls, without_audio)._get_arguments_from_pretrained(pretrained_model_name_or_path,
+                                                                             processor_dict, **kwargs)
+            return [*args, OFAPlusAudioFeatureExtractor()]
+        return super()._get_arguments_from_pretrained(pretrained_model_name_or_path, processor_dict, **kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -84,7 +99,7 @@ class OFAPlusProcessor(ProcessorMixin):
     @staticmethod
     def get_possibly_dynamic_module(module_name):
         # transformers 5.24 fails to look up custom sub-processor classes by name; resolve ours here.
-        ours = {c.__name__: c for c in (OFAPlusImageProcessor, OFAPlusTokenizer)}
+        ours = {c.__name__: c for c in (OFAPlusImageProcessor, OFAPlusTokenizer, OFAPlusAudioFeatureExtractor)}
         return ours.get(module_name) or ProcessorMixin.get_possibly_dynamic_module(module_name)
 
     @classmethod
@@ -100,6 +115,7 @@ class OFAPlusProcessor(ProcessorMixin):
     def for_config(cls, config, tokenizer: OFAPlusTokenizer | None = None) -> "OFAPlusProcessor":
         image_processor = OFAPlusImageProcessor(size={"height": config.image_size, "width": config.image_size})
         return cls(image_processor, tokenizer or OFAPlusTokenizer.from_default(),
+                   OFAPlusAudioFeatureExtractor(feature_size=config.audio_feature_size),
                    image_patch_stride=2 ** (config.image_backbone_stages + 1),
                    tts_settings=audio_target.MelSettings.from_config(config).to_dict())
 
@@ -114,13 +130,13 @@ class OFAPlusProcessor(ProcessorMixin):
     # ------------------------------------------------------------------------------ encoding
     def __call__(self, instruction: str | Instruction | TaskPlan | None = None, *, return_tensors: str = "pt",
                  training: bool = False, closed_set: list[str] | None = None, seed: int | None = None,
-                 **columns) -> OFAPlusBatch:
+                 sampling_rate: int | None = None, **columns) -> OFAPlusBatch:
         if instruction is None:  # transformers' image-text-to-text convention: images= and text=
             instruction, columns = _image_text_request(columns)
         plan = instruction if isinstance(instruction, TaskPlan) else compile_plan(instruction)
         rows = self._rows_from_columns(plan, columns)
         return self.process_rows(plan, rows, training=training, closed_set=closed_set,
-                                 rng=random.Random(seed), return_tensors=return_tensors)
+                                 rng=random.Random(seed), return_tensors=return_tensors, sampling_rate=sampling_rate)
 
     def split_rows(self, plan: TaskPlan, columns: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
         """Keyword columns -> (rows, whether the columns held a batch rather than one row)."""
@@ -153,9 +169,11 @@ class OFAPlusProcessor(ProcessorMixin):
 
     def process_rows(self, plan: TaskPlan, rows: list[dict[str, Any]], *, training: bool = False,
                      closed_set: list[str] | None = None, rng: random.Random | None = None,
-                     return_tensors: str = "pt") -> OFAPlusBatch:
-        """Encode rows of one task into one padded batch (the collate step of training, too)."""
+                     return_tensors: str = "pt", sampling_rate: int | None = None) -> OFAPlusBatch:
+        """Encode rows of one task into one padded batch (the collate step of training, too).
+        ``sampling_rate`` is the rate of audio given as bare arrays."""
         rng = rng or random.Random()
+        _prefetch_phones(plan, rows)
         targets = {s.column for t in plan.templates for s in t.targets()}
         with_targets = [targets <= row.keys() for row in rows]
         if targets and any(with_targets) and not all(with_targets):
@@ -163,7 +181,8 @@ class OFAPlusProcessor(ProcessorMixin):
             raise ValueError(f"{_task(plan)}row {missing}: target columns {sorted(targets - rows[missing].keys())} "
                              f"are missing while other rows have them")
         train_mode = bool(targets) and all(with_targets)
-        encoded = [self._encode_row(plan, row, i, training, rng, train_mode) for i, row in enumerate(rows)]
+        encoded = [self._encode_row(plan, row, i, training, rng, train_mode, sampling_rate)
+                   for i, row in enumerate(rows)]
 
         pad = self.tokenizer.pad_token_id
         data: dict[str, Any] = {
@@ -173,6 +192,11 @@ class OFAPlusProcessor(ProcessorMixin):
         pixels = [p for e in encoded for p in e["pixels"]]
         if pixels:
             data["pixel_values"] = torch.stack(pixels)
+        audios = [a for e in encoded for a in e["audios"]]
+        if audios:
+            data.update(pad_features(audios, self.feature_extractor.padding_value))
+        if train_mode and any(e.get("ctc") is not None for e in encoded):
+            data["ctc_labels"] = _pad([e.get("ctc") or [] for e in encoded], -100)
         speech = "decoder_input_ids" not in encoded[0]  # an AUDIO target: mel frames, no decoder tokens
         if speech and train_mode:
             data["mel_labels"], data["mel_lengths"] = audio_target.collate_mels([e["mel"] for e in encoded])
@@ -206,27 +230,39 @@ class OFAPlusProcessor(ProcessorMixin):
     def _prompt_ids(self, text: str) -> list[int]:
         return self.tokenizer.encode_text(text)
 
-    def _encode_row(self, plan: TaskPlan, row: dict, index: int, training: bool, rng, with_targets: bool) -> dict:
+    def _encode_row(self, plan: TaskPlan, row: dict, index: int, training: bool, rng, with_targets: bool,
+                    sampling_rate: int | None = None) -> dict:
         template_index = rng.randrange(len(plan.templates)) if training else 0
         template = plan.templates[template_index]
         info = RowInfo(template_index)
         pixels: list[torch.Tensor] = []
+        audios: list[torch.Tensor] = []
         for s in template.slots("encoder"):
+            if s.slot.modality == "AUDIO":
+                where = self._where(plan, index, s)
+                extractor = self.feature_extractor
+                wave = load_audio(self._value(plan, row, index, s), where, sampling_rate,
+                                  extractor.sampling_rate, extractor.max_audio_seconds)
+                audios.append(extractor.features(wave, training, rng, where))
             if s.slot.modality == "IMAGE":
                 image = load_image(self._value(plan, row, index, s), self._where(plan, index, s))
                 info.image_sizes[s.column] = image.size
                 pixels.append(ImageModality.preprocess(image, self.image_processor, self.image_size,
                                                        s.settings.get("mask_ratio", 0.0)))
         input_ids: list[int] = []
+        audio_lengths = iter(a.shape[0] for a in audios)
         for segment in template.encoder:
             if segment.kind == "IMAGE":
                 input_ids += [V.IMAGE_ID] * self.image_tokens
+                continue
+            if segment.kind == "AUDIO":
+                input_ids += [V.AUDIO_ID] * audio_token_count(next(audio_lengths))
                 continue
             ids, _ = self._encode_items(plan, template, segment.items, row, index, info, training, rng, True)
             input_ids += [V.BOS_ID, *ids, V.EOS_ID] if segment.bos_eos else ids
         speech = _speech_target(template)
         if speech is not None:  # the decoder side is one AUDIO target: its mels, no decoder tokens
-            out = {"input_ids": input_ids, "pixels": pixels, "info": info}
+            out = {"input_ids": input_ids, "pixels": pixels, "audios": audios, "info": info}
             if with_targets:
                 out["mel"] = audio_target.mel_target(self._value(plan, row, index, speech),
                                                      self._where(plan, index, speech), self.mel_settings)
@@ -237,15 +273,30 @@ class OFAPlusProcessor(ProcessorMixin):
                                                      with_targets)
             ids += seg_ids
             scored += seg_scored
+        common = {"input_ids": input_ids, "pixels": pixels, "audios": audios, "info": info}
         if with_targets:
             full = [V.BOS_ID, *ids, V.EOS_ID]
             # EOS is a target whenever the template has one, even if the targets are empty (no objects, "")
             full_scored = [False, *scored, any(scored) or bool(template.targets())]
             labels = [t if s else -100 for t, s in zip(full[1:], full_scored[1:])]
-            return {"input_ids": input_ids, "pixels": pixels, "decoder_input_ids": full[:-1], "labels": labels,
-                    "info": info}
+            return {**common, "decoder_input_ids": full[:-1], "labels": labels,
+                    "ctc": self._ctc_labels(plan, template, row, index)}
         info.prompt_length = 1 + len(ids)
-        return {"input_ids": input_ids, "pixels": pixels, "decoder_input_ids": [V.BOS_ID, *ids], "info": info}
+        return {**common, "decoder_input_ids": [V.BOS_ID, *ids], "ctc": None}
+
+    def _ctc_labels(self, plan, template: TemplatePlan, row, index) -> list[int] | None:
+        """Phone ids of the row's ``preprocess=text_phone`` targets (the CTC targets of its audio)."""
+        slots = [s for s in template.targets() if s.settings.get("preprocess") == "text_phone"]
+        if not slots:
+            return None
+        ids = []
+        for s in slots:
+            value = self._value(plan, row, index, s)
+            if not isinstance(value, str):
+                raise ValueError(f"{self._where(plan, index, s)}: text_phone needs a string, "
+                                 f"got {type(value).__name__}")
+            ids += ctc_phone_ids(value, self._where(plan, index, s))
+        return ids
 
     def _encode_items(self, plan, template: TemplatePlan, items, row, index, info, training, rng, with_targets):
         """Token ids of a run of text-like items, and per token whether it is scored.
@@ -413,6 +464,21 @@ def _model_task_cards(path, kwargs: dict) -> list[dict]:
         return []
     with open(config, encoding="utf-8") as f:
         return json.load(f).get("task_cards") or []
+
+
+def _prefetch_phones(plan: TaskPlan, rows: list[dict]) -> None:
+    """Turn every text of the batch that needs phones into phones with one espeak-ng call (cached)."""
+    by_voice: dict[str, list[str]] = {}
+    for template in plan.templates:
+        for s in template.slots():
+            wanted = s.settings.get("preprocess") == "text_phone" or (
+                s.slot.modality == "PHONE" and not s.settings.get("phonemized"))
+            if wanted and not s.in_repeat:
+                texts = [r.get(s.column) for r in rows]
+                by_voice.setdefault(s.settings.get("voice", "en-us"), []).extend(
+                    t for t in texts if isinstance(t, str) and t.strip())
+    for voice, texts in by_voice.items():
+        phonemize(texts, voice)
 
 
 def _after_prompt(items):

@@ -275,7 +275,7 @@ def test_parenthesis_before_slot_is_escaped():
 
 ERROR_CASES = [
     # (instruction, fragment of the message, column of the caret)
-    ("[AUDIO:a] -> [TEXT:b]", "unknown modality 'AUDIO'", 1),
+    ("[SMELL:a] -> [TEXT:b]", "unknown modality 'SMELL'", 1),
     ("[ text:a] -> [TEXT:b]", "modalities are upper case: TEXT", 2),
     ("[TEXT:a,colour=red] -> [TEXT:b]", "unknown attribute 'colour'", 8),
     ("[TEXT:a, max_length= abc] -> [TEXT:b]", "expects an integer", 21),
@@ -320,7 +320,7 @@ def test_error_cases(text, fragment, column):
 
 
 def test_unknown_modality_lists_known_ones():
-    err = error_of("[AUDIO:a] -> [TEXT:b]")
+    err = error_of("[SMELL:a] -> [TEXT:b]")
     assert all(name in err.message for name in MODALITIES)
     err = error_of("[TEXT:a,colour=red] -> [TEXT:b]")
     assert all(name in err.message for name in MODALITIES["TEXT"].all_attributes())

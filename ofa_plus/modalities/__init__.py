@@ -25,6 +25,6 @@ def get_modality(name: str) -> type[Modality]:
 
 
 # Importing the files registers them.
-from . import audio, audio_target, box, image, struct, text  # noqa: E402,F401
+from . import audio, audio_target, box, image, phone, struct, text  # noqa: E402,F401
 
 __all__ = ["Attribute", "COMMON_ATTRIBUTES", "MODALITIES", "Modality", "get_modality", "register_modality"]

@@ -72,6 +72,7 @@ class Modality:
     text_like: ClassVar[bool] = True
     attributes: ClassVar[dict[str, Attribute]] = {}
     adaptor_class: ClassVar[type | None] = None
+    preprocess_recipes: ClassVar[tuple[str, ...]] = ()  # the names ``preprocess=`` accepts
 
     @classmethod
     def all_attributes(cls) -> dict[str, Attribute]:

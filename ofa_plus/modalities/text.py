@@ -55,6 +55,8 @@ def _poisson(lam: float, rng) -> int:
 class TextModality(Modality):
     name = "TEXT"
     text_like = True
+    # text_phone (a target beside an AUDIO input): the processor adds the text's phones as ctc_labels
+    preprocess_recipes = ("text_phone",)
     attributes = {
         **TEXT_ATTRIBUTES,
         "closed_set": Attribute("choices", side="decoder", flag_allowed=True,
