@@ -51,6 +51,10 @@ def task_type(card: TaskCard) -> str:
     plan = card.plan
     inputs = {s.slot.modality for s in plan.templates[0].slots("encoder")}
     kind = plan.generator.kind
+    if "AUDIO" in {s.slot.modality for s in plan.templates[0].targets()}:
+        return "text-to-speech"
+    if "AUDIO" in inputs:
+        return "automatic-speech-recognition"
     if kind == "box":
         return "object-detection"
     if "IMAGE" in inputs:
