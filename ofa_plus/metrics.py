@@ -613,8 +613,10 @@ def log_mel(value: Any, where: str = "audio"):
         raise ValueError(f"{where}: the audio is empty")
     if rate != MEL_SAMPLING_RATE:
         wave = torchaudio.functional.resample(wave, rate, MEL_SAMPLING_RATE)
-    spectrogram = torch.stft(wave.double(), MEL_N_FFT, MEL_HOP, window=torch.hann_window(MEL_N_FFT, dtype=torch.float64),
-                             center=True, pad_mode="constant" if wave.numel() <= MEL_N_FFT // 2 else "reflect",
+    window = torch.hann_window(MEL_N_FFT, dtype=torch.float64)
+    # reflect padding needs more samples than half a window; a shorter clip is padded with zeros
+    pad_mode = "constant" if wave.numel() <= MEL_N_FFT // 2 else "reflect"
+    spectrogram = torch.stft(wave.double(), MEL_N_FFT, MEL_HOP, window=window, center=True, pad_mode=pad_mode,
                              return_complex=True).abs()
     bank = torchaudio.functional.melscale_fbanks(MEL_N_FFT // 2 + 1, 0.0, MEL_SAMPLING_RATE / 2, MEL_BINS,
                                                 MEL_SAMPLING_RATE, norm="slaney", mel_scale="slaney")
@@ -658,14 +660,15 @@ def _dtw_mean_distance(a, b) -> float:
     return float(total[n, m] / steps[n, m])
 
 
-def mel_cepstral_distortion(predicted_mels: Sequence, reference_mels: Sequence, num_cepstra: int = MCD_CEPSTRA) -> float:
+def mel_cepstral_distortion(predicted_mels: Sequence, reference_mels: Sequence,
+                            num_cepstra: int = MCD_CEPSTRA) -> float:
     """Mean mel-cepstral distortion (dB) between predicted and reference log-mel spectrograms.
 
     Each item is a (frames, mel bins) array of natural-log mel magnitudes. Per utterance:
     cepstra c = the DCT-II of each log-mel frame x over its N bins, scaled to the usual cepstrum
     scale c_k = (1/N) sum_n x_n cos(pi k (2n + 1) / (2N)) (so x_n = c_0 + 2 sum_k c_k cos(...));
-    c0 (the frame's overall level) is dropped and c1..c{num_cepstra} kept; the two sequences are aligned by dynamic time warping
-    on the Euclidean distance of those cepstra, and
+    c0 (the frame's overall level) is dropped and c1..c{num_cepstra} kept; the two sequences are
+    aligned by dynamic time warping on the Euclidean distance of those cepstra, and
 
         MCD = 10 * sqrt(2) / ln(10) * (mean distance over the aligned frame pairs)
 
@@ -686,7 +689,8 @@ def mel_cepstral_distortion(predicted_mels: Sequence, reference_mels: Sequence, 
             if mels.ndim != 2 or len(mels) == 0:
                 raise ValueError(f"mcd: {name} {i} must be a (frames, mel bins) array, got shape {mels.shape}")
         if predicted.shape[1] != reference.shape[1]:
-            raise ValueError(f"mcd: row {i} has {predicted.shape[1]} mel bins predicted, {reference.shape[1]} in the reference")
+            raise ValueError(f"mcd: row {i} has {predicted.shape[1]} mel bins predicted, "
+                             f"{reference.shape[1]} in the reference")
         if not 0 < num_cepstra < reference.shape[1]:
             raise ValueError(f"mcd: num_cepstra must be in 1..{reference.shape[1] - 1}, got {num_cepstra}")
         dct = _dct_matrix(reference.shape[1])[1:num_cepstra + 1].T
@@ -765,9 +769,9 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
     Metric("sudoku_solved", _sudoku_solved, needs_columns=("puzzle",),
            description="complete valid sudoku that keeps the puzzle's given cells (%)"),
     Metric("wer", _wer, higher_is_better=False,
-           description="corpus word error rate (jiwer) after lower-casing and removing punctuation (%, lower is better)"),
+           description="corpus word error rate (jiwer), case and punctuation removed (%, lower is better)"),
     Metric("mcd", _mcd, higher_is_better=False,
-           description="mel-cepstral distortion, c1-c13 of the DCT of 80-bin log-mels, DTW-aligned (dB, lower is better)"),
+           description="mel-cepstral distortion, c1-c13 of 80-bin log-mels, DTW-aligned (dB, lower is better)"),
 )}
 
 
@@ -821,8 +825,8 @@ def trivial_baseline(train_targets: Sequence, count: int) -> list:
 
     That is the most frequent target (ties go to the one seen first); when every target is a
     box (four numbers), the coordinate-wise median box; when every target is audio, the mean
-    log-mel frame of the training clips repeated for their mean length (see `log_mel`). Targets should have the form predictions
-    take (one answer each, not a list of references).
+    log-mel frame of the training clips repeated for their mean length (see `log_mel`). Targets
+    should have the form predictions take (one answer each, not a list of references).
     """
     targets = list(train_targets)
     if not targets:

@@ -150,6 +150,10 @@ def test_log_mel_frames_and_resampling():
     assert score("mcd", [tone48], [tone]) < 0.5
     with pytest.raises(ValueError, match="without a 'sampling_rate'"):
         log_mel({"array": np.zeros(10)})
+    with pytest.raises(ValueError, match="the audio is empty"):
+        log_mel({"array": np.zeros(0), "sampling_rate": 16000})
+    # a clip shorter than half a window still gives a frame (zero padding instead of reflection)
+    assert log_mel({"array": np.full(100, 0.1), "sampling_rate": 16000}).shape == (1, BINS)
 
 
 def test_mcd_on_real_speech():
