@@ -875,7 +875,7 @@ ASR_SPEEDS = (130, 190)
 TTS_VOICE, TTS_SPEED = "en-us", 160
 SPEECH_SIZES = {"asr": {"train": 4000, "validation": 200, "test": 400},
                 "tts": {"train": 3000, "validation": 150, "test": 300}}
-SPEECH_WORKERS = 4   # espeak-ng processes at a time (each call is ~10 ms, most of it process start)
+SPEECH_WORKERS = 4   # espeak-ng processes at a time (each call takes ~10 ms, half of it starting up)
 AUDIO = datasets.Audio(sampling_rate=SPEECH_RATE)
 
 
@@ -938,6 +938,8 @@ def speak(text: str, voice: str, speed: int) -> np.ndarray:
         samples = np.frombuffer(source.readframes(source.getnframes()), dtype="<i2").astype(np.float32) / 32768
     samples = torchaudio.functional.resample(torch.from_numpy(samples), rate, SPEECH_RATE).numpy()
     loud = np.flatnonzero(np.abs(samples) > 0.01 * np.abs(samples).max())
+    if len(loud) == 0:
+        raise RuntimeError(f"espeak-ng -v {voice} -s {speed} gave silence for {text!r}")
     margin = SPEECH_RATE // 20
     return samples[max(0, loud[0] - margin): loud[-1] + margin]
 

@@ -325,6 +325,14 @@ def test_speech_voices_vary_for_asr_and_not_for_tts(suite):
     assert {(r["voice"], r["speed"]) for r in tts} == {(default_suite.TTS_VOICE, default_suite.TTS_SPEED)}
 
 
+def test_every_configured_voice_sounds_different():
+    # espeak-ng falls back to a default without a word for an unknown accent ("en-xx") or variant
+    # ("+f9"): each configured one must give its own clip
+    voices = list(default_suite.ASR_ACCENTS) + [f"en-us{v}" for v in default_suite.ASR_VARIANTS if v]
+    clips = {voice: default_suite.speak("the weather is lovely", voice, 150).tobytes() for voice in voices}
+    assert len(set(clips.values())) == len(voices)
+
+
 def test_speech_audio_is_espeak_saying_the_text(suite):
     # the text is exactly what was spoken: speaking it again with the row's voice gives the same clip
     for task in ("asr", "tts"):
@@ -351,6 +359,15 @@ def test_speech_sentences_are_disjoint_across_splits(suite):
         for split, data in suite[task].items():
             assert set(data["text"]) <= texts[split], (task, split)
             assert len(set(data["text"])) == len(data), (task, split)   # each sentence once per split
+
+
+def test_speech_errors_name_the_voice_and_text(monkeypatch):
+    with pytest.raises(RuntimeError, match=r"espeak-ng -v zz-nowhere -s 150 failed on 'hello there you'.*does not exist"):
+        default_suite.speak("hello there you", "zz-nowhere", 150)
+    silent = default_suite.wav_bytes(np.zeros(2205, dtype=np.float32), 22050)
+    monkeypatch.setattr(default_suite.subprocess, "run", lambda *a, **k: type("Done", (), {"stdout": silent})())
+    with pytest.raises(RuntimeError, match="gave silence for 'hello there you'"):
+        default_suite.speak("hello there you", "en-us", 150)
 
 
 def test_speech_text_filter():
