@@ -15,12 +15,16 @@ from torchcodec.decoders import AudioDecoder
 
 from dataset_scripts import librispeech, ljspeech
 from dataset_scripts.speech_release import ReleaseLayoutError
+from ofa_plus.modalities import MODALITIES
+from ofa_plus.task_card import load_cards
 
 ALSA = Path("/usr/share/sounds/alsa")
 CARDS = Path(__file__).resolve().parents[1] / "task_cards" / "speech"
 
 # (subset, speaker, chapter, utterance, transcript, source): source None = espeak-ng speaks the text
 LIBRISPEECH = [
+    ("train-clean-100", "19", "198", "0000", "NORTHANGER ABBEY BY JANE AUSTEN", None),
+    ("train-clean-100", "19", "198", "0001", "SIDE LEFT", ALSA / "Side_Left.wav"),
     ("dev-clean", "84", "121123", "0000", "THE CAT SAT ON THE MAT", None),
     ("dev-clean", "84", "121123", "0001", "FRONT CENTER", ALSA / "Front_Center.wav"),
     ("dev-clean", "84", "121550", "0000", "A BIRD IN THE HAND IS WORTH TWO IN THE BUSH", None),
@@ -90,7 +94,7 @@ def lj(tmp_path) -> Path:
 
 def test_librispeech_rows_audio_and_splits(libri, tmp_path):
     result = librispeech.build(libri.parent, tmp_path / "out")   # the parent of LibriSpeech/ works too
-    assert list(result) == ["dev_clean", "test_clean"]
+    assert list(result) == ["train_clean_100", "dev_clean", "test_clean"]
     assert dict(result["dev_clean"].features) == dict(librispeech.FEATURES)
     expected = {librispeech.split_name(s): [] for s, *_ in LIBRISPEECH}
     for subset, speaker, chapter, utterance, text, _ in LIBRISPEECH:
@@ -217,11 +221,24 @@ def test_speech_cards_point_at_what_the_scripts_write(libri, lj, tmp_path):
         columns = {c if isinstance(c, str) else c["column"] for c in card["columns"].values()}
         for role, split in card["dataset"]["splits"].items():
             assert role in ("train", "validation", "test")
-            if source == "ljspeech" or split in data[source]:   # the tiny release lacks train-clean-100
-                assert columns <= set(data[source][split].column_names), (name, split)
+            assert columns <= set(data[source][split].column_names), (name, split)
         # the instruction names every column slot, and nothing else
         for slot in card["columns"]:
             assert f":{slot}" in card["instruction"], (name, slot)
     assert cards["librispeech_asr"]["metrics"] == ["wer"] and cards["ljspeech_tts"]["metrics"] == ["mcd"]
     assert cards["librispeech_asr"]["dataset"]["splits"] == {"train": "train_clean_100", "validation": "dev_clean",
                                                              "test": "test_clean"}
+
+
+def test_speech_cards_load_with_the_card_loader(libri, lj, tmp_path, monkeypatch):
+    # the card loader compiles the instruction, which needs the AUDIO and PHONE modalities: they come
+    # from the other issue-6 branches, so on this branch alone there is nothing to load them with
+    if not {"AUDIO", "PHONE"} <= set(MODALITIES):
+        pytest.skip("the AUDIO / PHONE modalities are not registered on this branch")
+    librispeech.build(libri, tmp_path / "data" / "librispeech")
+    ljspeech.build(lj, tmp_path / "data" / "ljspeech", 1, 1)
+    monkeypatch.chdir(tmp_path)   # card dataset paths are relative to the working directory
+    cards = {card.name: card for card in load_cards(str(CARDS))}
+    assert set(cards) == {"librispeech_asr", "ljspeech_tts"}
+    row = cards["librispeech_asr"].to_row(cards["librispeech_asr"].load_split("train")[0])
+    assert row["text"] == "northanger abbey by jane austen"   # the card lower-cases the target
