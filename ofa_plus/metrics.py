@@ -552,16 +552,19 @@ def _wer(predictions: list, references: list, rows=None) -> float:
     return word_error_rate(predictions, references)
 
 
-# The analysis that turns waveforms into log-mel frames for MCD: 16 kHz, 80 slaney mel bins over
-# 0-8 kHz of the STFT magnitude (1024-point window, hop 256), natural log floored at 1e-5; the TTS
-# target convention of the reference system (n_fft 1024, hop 256, 80 bins, 0-8 kHz).
+# The analysis that turns waveforms into log-mel frames for MCD, the same as the package's TTS
+# targets (the model config's defaults): 16 kHz, STFT with a 1024-sample Hann window every 256
+# samples (centred, reflect-padded), power spectrum, 80 slaney mel bins over 80-7600 Hz, natural
+# log of the power floored at 1e-5. A TTS prediction's own "mel" is then comparable as it is.
 MEL_SAMPLING_RATE = 16000
 MEL_BINS = 80
 MEL_N_FFT = 1024
 MEL_HOP = 256
+MEL_F_MIN = 80.0
+MEL_F_MAX = 7600.0
 MEL_FLOOR = 1e-5
 MCD_CEPSTRA = 13
-_MCD_SCALE = 10.0 * math.sqrt(2.0) / math.log(10.0)   # natural-log cepstral distance -> dB
+_MCD_SCALE = 10.0 * math.sqrt(2.0) / math.log(10.0)   # natural-log amplitude cepstral distance -> dB
 
 
 def _waveform(value: Any, where: str):
@@ -598,7 +601,7 @@ def _to_numpy(value: Any):
 
 
 def log_mel(value: Any, where: str = "audio"):
-    """(frames, 80) natural-log mel frames of a waveform, with the analysis described above
+    """(frames, 80) natural-log mel power of a waveform, with the analysis described above
     (resampled to 16 kHz first). A 2-D array with 80 columns is taken to be log-mel already."""
     import torch
     import torchaudio
@@ -616,11 +619,11 @@ def log_mel(value: Any, where: str = "audio"):
     window = torch.hann_window(MEL_N_FFT, dtype=torch.float64)
     # reflect padding needs more samples than half a window; a shorter clip is padded with zeros
     pad_mode = "constant" if wave.numel() <= MEL_N_FFT // 2 else "reflect"
-    spectrogram = torch.stft(wave.double(), MEL_N_FFT, MEL_HOP, window=window, center=True, pad_mode=pad_mode,
-                             return_complex=True).abs()
-    bank = torchaudio.functional.melscale_fbanks(MEL_N_FFT // 2 + 1, 0.0, MEL_SAMPLING_RATE / 2, MEL_BINS,
+    power = torch.stft(wave.double(), MEL_N_FFT, MEL_HOP, window=window, center=True, pad_mode=pad_mode,
+                       return_complex=True).abs() ** 2
+    bank = torchaudio.functional.melscale_fbanks(MEL_N_FFT // 2 + 1, MEL_F_MIN, MEL_F_MAX, MEL_BINS,
                                                 MEL_SAMPLING_RATE, norm="slaney", mel_scale="slaney")
-    return torch.log(torch.clamp(spectrogram.T @ bank.double(), min=MEL_FLOOR)).numpy()
+    return torch.log(torch.clamp(power.T @ bank.double(), min=MEL_FLOOR)).numpy()
 
 
 def _dct_matrix(size: int):
@@ -664,9 +667,10 @@ def mel_cepstral_distortion(predicted_mels: Sequence, reference_mels: Sequence,
                             num_cepstra: int = MCD_CEPSTRA) -> float:
     """Mean mel-cepstral distortion (dB) between predicted and reference log-mel spectrograms.
 
-    Each item is a (frames, mel bins) array of natural-log mel magnitudes. Per utterance:
-    cepstra c = the DCT-II of each log-mel frame x over its N bins, scaled to the usual cepstrum
-    scale c_k = (1/N) sum_n x_n cos(pi k (2n + 1) / (2N)) (so x_n = c_0 + 2 sum_k c_k cos(...));
+    Each item is a (frames, mel bins) array of natural-log mel power (the TTS target convention).
+    Per utterance: each frame's log amplitude x = log power / 2 over its N bins gives cepstra by
+    the DCT-II, scaled to the usual cepstrum scale c_k = (1/N) sum_n x_n cos(pi k (2n + 1) / (2N))
+    (so x_n = c_0 + 2 sum_k c_k cos(...));
     c0 (the frame's overall level) is dropped and c1..c{num_cepstra} kept; the two sequences are
     aligned by dynamic time warping on the Euclidean distance of those cepstra, and
 
@@ -693,7 +697,7 @@ def mel_cepstral_distortion(predicted_mels: Sequence, reference_mels: Sequence,
                              f"{reference.shape[1]} in the reference")
         if not 0 < num_cepstra < reference.shape[1]:
             raise ValueError(f"mcd: num_cepstra must be in 1..{reference.shape[1] - 1}, got {num_cepstra}")
-        dct = _dct_matrix(reference.shape[1])[1:num_cepstra + 1].T
+        dct = _dct_matrix(reference.shape[1])[1:num_cepstra + 1].T / 2   # / 2: log power -> log amplitude
         scores.append(_MCD_SCALE * _dtw_mean_distance(predicted @ dct, reference @ dct))
     return float(np.mean(scores))
 
@@ -713,6 +717,16 @@ def _audio_reference(reference: Any) -> Any:
     return reference
 
 
+def _prediction_mels(prediction: Any, where: str):
+    """A TTS prediction's log-mel: its own "mel" when it carries one (the generated frames, before
+    the vocoder, in the analysis above), else the analysis of its waveform; None is silence."""
+    if prediction is None:
+        return _silence()
+    if isinstance(prediction, dict) and prediction.get("mel") is not None:
+        return log_mel(prediction["mel"], where)
+    return log_mel(prediction, where)
+
+
 def _mcd(predictions: list, references: list, rows=None) -> float:
     """MCD on waveforms or log-mel arrays; a None prediction is scored as silence."""
     predicted, gold = [], []
@@ -721,7 +735,7 @@ def _mcd(predictions: list, references: list, rows=None) -> float:
         if reference is None:
             raise ValueError(f"mcd: row {i} has no reference audio")
         gold.append(log_mel(reference, f"mcd: reference of row {i}"))
-        predicted.append(_silence() if prediction is None else log_mel(prediction, f"mcd: prediction of row {i}"))
+        predicted.append(_prediction_mels(prediction, f"mcd: prediction of row {i}"))
     return mel_cepstral_distortion(predicted, gold)
 
 
@@ -771,7 +785,7 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
     Metric("wer", _wer, higher_is_better=False,
            description="corpus word error rate (jiwer), case and punctuation removed (%, lower is better)"),
     Metric("mcd", _mcd, higher_is_better=False,
-           description="mel-cepstral distortion, c1-c13 of 80-bin log-mels, DTW-aligned (dB, lower is better)"),
+           description="mel-cepstral distortion, cepstra c1-c13 of 80-bin log-mels, DTW-aligned (dB, lower is better)"),
 )}
 
 

@@ -75,10 +75,14 @@ def test_wer_and_mcd_are_lower_is_better_and_the_baseline_knows_it():
 # mcd on log-mel arrays
 # --------------------------------------------------------------------------------------------------
 
-def cosine(k: int, amplitude: float) -> np.ndarray:
-    """A log-mel frame whose cepstrum is amplitude / 2 at coefficient k and 0 elsewhere (k >= 1)."""
+def cepstrum(k: int, value: float) -> np.ndarray:
+    """A log-mel-power frame whose cepstrum is `value` at coefficient k and 0 elsewhere (k >= 1).
+
+    The cepstra are of the log amplitude (half the log power), c_k = (1/N) sum_n x_n cos(...), and
+    sum_n cos^2(...) = N / 2 for k >= 1: a log-power cosine of height 4v gives c_k = v.
+    """
     n = np.arange(BINS)
-    return amplitude * np.cos(np.pi * k * (2 * n + 1) / (2 * BINS))
+    return 4 * value * np.cos(np.pi * k * (2 * n + 1) / (2 * BINS))
 
 
 def test_mcd_of_identical_or_level_shifted_spectrograms_is_zero():
@@ -91,15 +95,15 @@ def test_mcd_of_identical_or_level_shifted_spectrograms_is_zero():
 
 def test_mcd_of_one_cepstral_coefficient_by_hand():
     base = np.zeros((5, BINS))
-    # the cosine of coefficient 3 with amplitude 2 moves c3 by exactly 1: MCD = K * 1
-    assert mel_cepstral_distortion([base + cosine(3, 2.0)], [base]) == pytest.approx(K)
+    # c3 moved by exactly 1: MCD = K * 1
+    assert mel_cepstral_distortion([base + cepstrum(3, 1.0)], [base]) == pytest.approx(K)
     # c1 and c2 moved by 0.3 and 0.4: distance 0.5
-    assert mel_cepstral_distortion([base + cosine(1, 0.6) + cosine(2, 0.8)], [base]) == pytest.approx(K * 0.5)
+    assert mel_cepstral_distortion([base + cepstrum(1, 0.3) + cepstrum(2, 0.4)], [base]) == pytest.approx(K * 0.5)
     # coefficients beyond c13 are not counted (unless asked for)
-    assert mel_cepstral_distortion([base + cosine(20, 2.0)], [base]) == pytest.approx(0.0, abs=1e-6)
-    assert mel_cepstral_distortion([base + cosine(20, 2.0)], [base], num_cepstra=24) == pytest.approx(K)
+    assert mel_cepstral_distortion([base + cepstrum(20, 1.0)], [base]) == pytest.approx(0.0, abs=1e-6)
+    assert mel_cepstral_distortion([base + cepstrum(20, 1.0)], [base], num_cepstra=24) == pytest.approx(K)
     # the corpus score is the mean over utterances: (K + 0) / 2
-    assert mel_cepstral_distortion([base + cosine(3, 2.0), base], [base, base]) == pytest.approx(K / 2)
+    assert mel_cepstral_distortion([base + cepstrum(3, 1.0), base], [base, base]) == pytest.approx(K / 2)
 
 
 def test_mcd_aligns_frames_by_dynamic_time_warping():
@@ -110,8 +114,8 @@ def test_mcd_aligns_frames_by_dynamic_time_warping():
     # by hand: c1 = 0, 1, 2 in the reference and 0, 2 in the prediction. Distances |p - r|:
     #   p=0: 0 1 2      cheapest path (0,0) (0,1) (1,2) or (0,0) (1,1) (1,2): 0 + 1 + 0 = 1 over
     #   p=2: 2 1 0      3 pairs, so MCD = K / 3
-    reference = np.stack([cosine(1, 2.0 * c) for c in (0, 1, 2)])
-    predicted = np.stack([cosine(1, 2.0 * c) for c in (0, 2)])
+    reference = np.stack([cepstrum(1, c) for c in (0, 1, 2)])
+    predicted = np.stack([cepstrum(1, c) for c in (0, 2)])
     assert mel_cepstral_distortion([predicted], [reference]) == pytest.approx(K / 3)
 
 
@@ -136,6 +140,30 @@ def espeak(text: str, voice: str = "en-us") -> dict:
     with wave.open(io.BytesIO(data)) as w:
         samples = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
         return {"audio": samples.astype(np.float32) / 32768, "sampling_rate": w.getframerate()}
+
+
+def test_log_mel_is_the_tts_target_analysis():
+    # torchaudio's MelSpectrogram with the TTS target settings (the model config's defaults) is the reference
+    import torch
+    import torchaudio
+
+    samples, rate = AudioDecoder(f"{ALSA}/Front_Center.wav").get_all_samples().data[0], 48000
+    wave16 = torchaudio.functional.resample(samples, rate, 16000)
+    reference = torchaudio.transforms.MelSpectrogram(16000, n_fft=1024, win_length=1024, hop_length=256, f_min=80.0,
+                                                     f_max=7600.0, n_mels=80, power=2.0, norm="slaney",
+                                                     mel_scale="slaney")(wave16).clamp(min=1e-5).log().T
+    ours = log_mel({"array": samples.numpy(), "sampling_rate": rate})
+    assert ours.shape == tuple(reference.shape)
+    assert np.abs(ours - reference.double().numpy()).max() < 1e-2   # float64 here, float32 there
+
+
+def test_a_prediction_s_own_mel_is_scored_before_the_vocoder():
+    reference = espeak("the cat sat on the mat")
+    mels = log_mel(reference)
+    silent = {"audio": np.zeros(16000, dtype=np.float32), "sampling_rate": 16000}
+    assert score("mcd", [{**silent, "mel": mels}], [reference]) == pytest.approx(0.0, abs=1e-6)
+    # without a "mel" the waveform is analysed: silence, worse than another voice saying the sentence
+    assert score("mcd", [silent], [reference]) > score("mcd", [espeak("the cat sat on the mat", "en-gb")], [reference])
 
 
 def test_log_mel_frames_and_resampling():
