@@ -284,9 +284,16 @@ def test_rows_fit_their_instructions(suite):
         rows = [{slot: example[column] for slot, column in spec["columns"].items()}
                 for example in data["train"].select(range(4))]
         batch = processor.process_rows(plan, rows, training=True)
-        assert batch["labels"].shape[0] == 4 and (batch["labels"] != -100).any(), task
+        if "mel_labels" in batch:   # an AUDIO target (tts): log-mel frames instead of token labels
+            assert batch["mel_labels"].shape[0] == 4 and batch["mel_labels"].shape[-1] == 80, task
+            # clips of at most 4 s are at most 250 frames at hop 256
+            assert (batch["mel_lengths"] > 10).all() and (batch["mel_lengths"] <= 251).all(), task
+        else:
+            assert batch["labels"].shape[0] == 4 and (batch["labels"] != -100).any(), task
         if any(column == "image" for column in spec["columns"].values()):
             assert batch["pixel_values"].shape[-1] == 64
+        if any(column == "audio" for column in spec["columns"].values()) and "mel_labels" not in batch:
+            assert batch["input_features"].shape[0] == 4 and batch["input_features"].shape[-1] == 80, task
 
 
 # --------------------------------------------------------------------------------------------------
