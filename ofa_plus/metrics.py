@@ -717,13 +717,25 @@ def _audio_reference(reference: Any) -> Any:
     return reference
 
 
+def _no_samples(value: Any) -> bool:
+    """An empty generation: a mel array without frames or a waveform without samples."""
+    if isinstance(value, dict):
+        value = value.get("audio", value.get("array"))
+        if value is None:   # bytes or a path: decoded (and checked) by log_mel
+            return False
+    elif hasattr(value, "get_all_samples"):
+        return False
+    return _to_numpy(value).size == 0
+
+
 def _prediction_mels(prediction: Any, where: str):
     """A TTS prediction's log-mel: its own "mel" when it carries one (the generated frames, before
-    the vocoder, in the analysis above), else the analysis of its waveform; None is silence."""
-    if prediction is None:
-        return _silence()
+    the vocoder, in the analysis above), else the analysis of its waveform. None, and a generation
+    that stopped before its first frame, score as silence."""
     if isinstance(prediction, dict) and prediction.get("mel") is not None:
-        return log_mel(prediction["mel"], where)
+        prediction = prediction["mel"]
+    if prediction is None or _no_samples(prediction):
+        return _silence()
     return log_mel(prediction, where)
 
 

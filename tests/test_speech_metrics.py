@@ -166,6 +166,15 @@ def test_a_prediction_s_own_mel_is_scored_before_the_vocoder():
     assert score("mcd", [silent], [reference]) > score("mcd", [espeak("the cat sat on the mat", "en-gb")], [reference])
 
 
+def test_an_empty_generation_scores_as_silence():
+    reference = espeak("good morning")
+    silence = score("mcd", [None], [reference])
+    assert score("mcd", [{"audio": np.zeros(0, dtype=np.float32), "sampling_rate": 16000}], [reference]) == silence
+    assert score("mcd", [{"audio": np.zeros(0), "sampling_rate": 16000, "mel": np.zeros((0, BINS))}], [reference]) == silence
+    with pytest.raises(ValueError, match="reference of row 0: the audio is empty"):
+        score("mcd", [reference], [{"audio": np.zeros(0), "sampling_rate": 16000}])
+
+
 def test_log_mel_frames_and_resampling():
     tone = {"array": np.sin(2 * np.pi * 440 * np.arange(16000) / 16000), "sampling_rate": 16000}
     mels = log_mel(tone)
