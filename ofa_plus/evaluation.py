@@ -51,6 +51,10 @@ def task_type(card: TaskCard) -> str:
     plan = card.plan
     inputs = {s.slot.modality for s in plan.templates[0].slots("encoder")}
     kind = plan.generator.kind
+    if "AUDIO" in {s.slot.modality for s in plan.templates[0].targets()}:
+        return "text-to-speech"
+    if "AUDIO" in inputs:
+        return "automatic-speech-recognition"
     if kind == "box":
         return "object-detection"
     if "IMAGE" in inputs:
@@ -75,6 +79,9 @@ def predict(model, processor: OFAPlusProcessor, card: TaskCard, rows: list[dict]
     order = sorted(range(len(rows)), key=lambda i: (_length(rows[i]), i))
     batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
     settings = generation_kwargs(card.plan)
+    # speech targets: keep the generated log-mels next to the vocoded audio, so mcd scores the
+    # model's frames (as it scores the mean-mel baseline), not Griffin-Lim's re-synthesis
+    decode = {"return_mels": True} if card.plan.generator.kind == "audio" else {}
     if num_beams:
         settings["num_beams"] = num_beams
     mine: list[tuple[int, Any]] = []
@@ -86,7 +93,7 @@ def predict(model, processor: OFAPlusProcessor, card: TaskCard, rows: list[dict]
         if batch is not None:
             tensors = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
             generated = model.generate(**tensors, **settings)
-            mine += list(zip(good, processor.postprocess(generated, batch)))
+            mine += list(zip(good, processor.postprocess(generated, batch, **decode)))
         mine += [(i, None) for i in bad]
         if progress is not None:
             # the main process sees its own batches only: count the others' alike, without overshooting

@@ -15,8 +15,11 @@ Conventions shared by every metric:
   text-to-SQL question) get them from `rows`, one mapping per prediction. Pass only those columns
   (`dataset.select_columns(metric.needs_columns)`): a full row would decode images for nothing.
 
-Heavy scorers (pycocoevalcap, rouge-score) are imported when a metric first runs, so importing
-this module (which the task card loader does to check metric names) stays cheap.
+- `Metric.higher_is_better` says which way is better; WER and MCD are errors (lower is better), and
+  for them a None prediction scores as an empty transcript / silence, i.e. badly, not as 0.
+
+Heavy scorers (pycocoevalcap, rouge-score, jiwer, torch for audio) are imported when a metric first
+runs, so importing this module (which the task card loader does to check metric names) stays cheap.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from typing import Any, Callable, Sequence
 
 __all__ = [
     "METRICS", "Metric", "SQL_TIMEOUT_S", "baseline_name", "box_iou", "caption_tokens", "compute_metrics",
-    "normalize_text", "normalize_vqa_answer", "parse_sudoku", "trivial_baseline", "best_constant_baseline",
+    "log_mel", "mel_cepstral_distortion", "normalize_text", "normalize_transcript", "normalize_vqa_answer",
+    "parse_sudoku", "trivial_baseline", "best_constant_baseline", "word_error_rate",
 ]
 
 
@@ -493,6 +497,285 @@ def _sudoku_solved(predictions: list, references: list, rows=None) -> float:
 
 
 # --------------------------------------------------------------------------------------------------
+# Speech: wer, mcd
+# --------------------------------------------------------------------------------------------------
+
+_APOSTROPHE_OUTSIDE_WORD = re.compile(r"(?<!\w)'|'(?!\w)")
+_NOT_TRANSCRIPT = re.compile(r"[^\w\s']|_")
+
+
+def normalize_transcript(text: Any) -> str:
+    """Transcript normalisation for WER: NFKC, lower-case, punctuation (hyphens included) -> space.
+
+    Apostrophes inside a word stay ("don't", "o'clock"); quote marks around words go. Numbers are
+    not spelled out: "42" and "forty two" differ, as in the LibriSpeech scoring.
+    """
+    if text is None:
+        return ""
+    text = unicodedata.normalize("NFKC", str(_to_python(text))).lower().replace("\u2019", "'")
+    text = _APOSTROPHE_OUTSIDE_WORD.sub(" ", text)
+    return " ".join(_NOT_TRANSCRIPT.sub(" ", text).split())
+
+
+def _word_errors(reference: str, hypothesis: str) -> int:
+    """Substitutions + deletions + insertions turning `reference` into `hypothesis` (word level)."""
+    import jiwer
+
+    if not reference or not hypothesis:   # all insertions or all deletions
+        return len(reference.split()) + len(hypothesis.split())
+    out = jiwer.process_words(reference, hypothesis)
+    return out.substitutions + out.deletions + out.insertions
+
+
+def word_error_rate(predictions: Sequence, references: Sequence) -> float:
+    """Corpus word error rate in percent: 100 * (S + D + I) / N summed over all rows (jiwer's
+    alignment), after `normalize_transcript` on both sides.
+
+    A row with several references is scored against the one with the fewest errors. A None
+    prediction counts as an empty transcript (every reference word deleted). WER can exceed 100.
+    """
+    errors = words = 0
+    for i, (prediction, reference) in enumerate(zip(predictions, references)):
+        refs = [normalize_transcript(r) for r in _reference_list(reference)]
+        if not refs:
+            raise ValueError(f"wer: row {i} has no reference transcript")
+        hypothesis = normalize_transcript(prediction)
+        row_errors, ref = min(((_word_errors(r, hypothesis), r) for r in refs), key=lambda pair: pair[0])
+        errors += row_errors
+        words += len(ref.split())
+    if words == 0:
+        raise ValueError("wer: the reference transcripts hold no words")
+    return 100.0 * errors / words
+
+
+def _wer(predictions: list, references: list, rows=None) -> float:
+    return word_error_rate(predictions, references)
+
+
+# The analysis that turns waveforms into log-mel frames for MCD, the same as the package's TTS
+# targets (the model config's defaults): 16 kHz, STFT with a 1024-sample Hann window every 256
+# samples (centred, reflect-padded), power spectrum, 80 slaney mel bins over 80-7600 Hz, natural
+# log of the power floored at 1e-5. A TTS prediction's own "mel" is then comparable as it is.
+MEL_SAMPLING_RATE = 16000
+MEL_BINS = 80
+MEL_N_FFT = 1024
+MEL_HOP = 256
+MEL_F_MIN = 80.0
+MEL_F_MAX = 7600.0
+MEL_FLOOR = 1e-5
+MCD_CEPSTRA = 13
+_MCD_SCALE = 10.0 * math.sqrt(2.0) / math.log(10.0)   # natural-log amplitude cepstral distance -> dB
+
+
+def _waveform(value: Any, where: str):
+    """A mono float32 waveform (torch, 1-D) and its sampling rate from what an AUDIO slot yields:
+    {"audio" | "array", "sampling_rate"} (a pipeline output or a decoded row), an undecoded
+    {"bytes" | "path"} row, or a torchcodec AudioDecoder (what `datasets` Audio() gives)."""
+    import torch
+
+    if hasattr(value, "get_all_samples"):
+        samples = value.get_all_samples()
+        return samples.data.float().mean(0), int(samples.sample_rate)
+    if isinstance(value, dict):
+        array = value.get("audio", value.get("array"))
+        if array is not None:
+            if value.get("sampling_rate") is None:
+                raise ValueError(f"{where}: audio given without a 'sampling_rate'")
+            wave = torch.as_tensor(_to_numpy(array), dtype=torch.float32)
+            return (wave.mean(0) if wave.ndim == 2 else wave.reshape(-1)), int(value["sampling_rate"])
+        if value.get("bytes") is not None or value.get("path") is not None:
+            from torchcodec.decoders import AudioDecoder
+
+            return _waveform(AudioDecoder(value.get("bytes") or value["path"]), where)
+    raise ValueError(f"{where}: expected audio (a dict with 'audio'/'array' and 'sampling_rate', "
+                     f"bytes or a path, or an AudioDecoder) or a (frames, {MEL_BINS}) log-mel array, "
+                     f"got {type(value).__name__}")
+
+
+def _to_numpy(value: Any):
+    import numpy as np
+
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().float().numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+def log_mel(value: Any, where: str = "audio"):
+    """(frames, 80) natural-log mel power of a waveform, with the analysis described above
+    (resampled to 16 kHz first). A 2-D array with 80 columns is taken to be log-mel already."""
+    import torch
+    import torchaudio
+
+    if not isinstance(value, dict) and not hasattr(value, "get_all_samples"):
+        mels = _to_numpy(value)
+        if mels.ndim != 2 or mels.shape[1] != MEL_BINS or len(mels) == 0:
+            raise ValueError(f"{where}: a log-mel array must have shape (frames, {MEL_BINS}), got {mels.shape}")
+        return mels
+    wave, rate = _waveform(value, where)
+    if wave.numel() == 0:
+        raise ValueError(f"{where}: the audio is empty")
+    if rate != MEL_SAMPLING_RATE:
+        wave = torchaudio.functional.resample(wave, rate, MEL_SAMPLING_RATE)
+    window = torch.hann_window(MEL_N_FFT, dtype=torch.float64)
+    # reflect padding needs more samples than half a window; a shorter clip is padded with zeros
+    pad_mode = "constant" if wave.numel() <= MEL_N_FFT // 2 else "reflect"
+    power = torch.stft(wave.double(), MEL_N_FFT, MEL_HOP, window=window, center=True, pad_mode=pad_mode,
+                       return_complex=True).abs() ** 2
+    bank = torchaudio.functional.melscale_fbanks(MEL_N_FFT // 2 + 1, MEL_F_MIN, MEL_F_MAX, MEL_BINS,
+                                                MEL_SAMPLING_RATE, norm="slaney", mel_scale="slaney")
+    return torch.log(torch.clamp(power.T @ bank.double(), min=MEL_FLOOR)).numpy()
+
+
+def _dct_matrix(size: int):
+    """Cepstra of a log spectrum over `size` mel bins: c_k = (1/size) * sum_n x_n cos(pi k (2n + 1) / (2 size)),
+    the DCT-II scaled so that x_n = c_0 + 2 * sum_k c_k cos(...), the usual cepstrum scale of MCD."""
+    import numpy as np
+
+    n = np.arange(size)
+    return np.cos(np.pi * np.arange(size)[:, None] * (2 * n[None, :] + 1) / (2 * size)) / size
+
+
+def _dtw_mean_distance(a, b) -> float:
+    """Mean Euclidean distance along the dynamic-time-warping path between frame sequences a and b.
+
+    The path runs from the first pair of frames to the last with steps (1, 1), (1, 0), (0, 1) and
+    minimises the summed distance; the result is that sum over the number of pairs on the path.
+    Filled one anti-diagonal at a time (cells on it do not depend on each other); on equal sums
+    the diagonal step wins.
+    """
+    import numpy as np
+
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    cost = np.sqrt(np.maximum(squared, 0.0))
+    n, m = cost.shape
+    total = np.full((n + 1, m + 1), np.inf)
+    steps = np.zeros((n + 1, m + 1))
+    total[0, 0] = 0.0
+    for diagonal in range(2, n + m + 1):        # cells (i, j), 1-based, with i + j == diagonal
+        i = np.arange(max(1, diagonal - m), min(n, diagonal - 1) + 1)
+        j = diagonal - i
+        previous = np.stack([total[i - 1, j - 1], total[i - 1, j], total[i, j - 1]])
+        lengths = np.stack([steps[i - 1, j - 1], steps[i - 1, j], steps[i, j - 1]])
+        best = previous.argmin(0)
+        columns = np.arange(len(i))
+        total[i, j] = cost[i - 1, j - 1] + previous[best, columns]
+        steps[i, j] = lengths[best, columns] + 1
+    return float(total[n, m] / steps[n, m])
+
+
+def mel_cepstral_distortion(predicted_mels: Sequence, reference_mels: Sequence,
+                            num_cepstra: int = MCD_CEPSTRA) -> float:
+    """Mean mel-cepstral distortion (dB) between predicted and reference log-mel spectrograms.
+
+    Each item is a (frames, mel bins) array of natural-log mel power (the TTS target convention).
+    Per utterance: each frame's log amplitude x = log power / 2 over its N bins gives cepstra by
+    the DCT-II, scaled to the usual cepstrum scale c_k = (1/N) sum_n x_n cos(pi k (2n + 1) / (2N))
+    (so x_n = c_0 + 2 sum_k c_k cos(...));
+    c0 (the frame's overall level) is dropped and c1..c{num_cepstra} kept; the two sequences are
+    aligned by dynamic time warping on the Euclidean distance of those cepstra, and
+
+        MCD = 10 * sqrt(2) / ln(10) * (mean distance over the aligned frame pairs)
+
+    (the usual (10 / ln 10) * sqrt(2 * sum_d (c_d - c'_d)^2), frame-averaged). The result is the
+    mean over utterances. Lower is better; 0 means the same spectral envelope up to timing and level.
+    """
+    import numpy as np
+
+    predicted_mels, reference_mels = list(predicted_mels), list(reference_mels)
+    if len(predicted_mels) != len(reference_mels):
+        raise ValueError(f"mcd: {len(predicted_mels)} predictions but {len(reference_mels)} references")
+    if not predicted_mels:
+        raise ValueError("mcd: no spectrograms to compare")
+    scores = []
+    for i, (predicted, reference) in enumerate(zip(predicted_mels, reference_mels)):
+        predicted, reference = np.asarray(predicted, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+        for name, mels in (("prediction", predicted), ("reference", reference)):
+            if mels.ndim != 2 or len(mels) == 0:
+                raise ValueError(f"mcd: {name} {i} must be a (frames, mel bins) array, got shape {mels.shape}")
+        if predicted.shape[1] != reference.shape[1]:
+            raise ValueError(f"mcd: row {i} has {predicted.shape[1]} mel bins predicted, "
+                             f"{reference.shape[1]} in the reference")
+        if not 0 < num_cepstra < reference.shape[1]:
+            raise ValueError(f"mcd: num_cepstra must be in 1..{reference.shape[1] - 1}, got {num_cepstra}")
+        dct = _dct_matrix(reference.shape[1])[1:num_cepstra + 1].T / 2   # / 2: log power -> log amplitude
+        scores.append(_MCD_SCALE * _dtw_mean_distance(predicted @ dct, reference @ dct))
+    return float(np.mean(scores))
+
+
+def _silence():
+    import numpy as np
+
+    return np.full((1, MEL_BINS), math.log(MEL_FLOOR))
+
+
+def _audio_reference(reference: Any) -> Any:
+    """The first reference when a row lists several clips (a log-mel array is one reference)."""
+    if isinstance(reference, (list, tuple)):
+        if not reference:
+            return None
+        return reference[0]
+    return reference
+
+
+def _no_samples(value: Any) -> bool:
+    """An empty generation: a mel array without frames or a waveform without samples."""
+    if isinstance(value, dict):
+        value = value.get("audio", value.get("array"))
+        if value is None:   # bytes or a path: decoded (and checked) by log_mel
+            return False
+    elif hasattr(value, "get_all_samples"):
+        return False
+    return _to_numpy(value).size == 0
+
+
+def _prediction_mels(prediction: Any, where: str):
+    """A TTS prediction's log-mel: its own "mel" when it carries one (the generated frames, before
+    the vocoder, in the analysis above), else the analysis of its waveform. None, and a generation
+    that stopped before its first frame, score as silence."""
+    if isinstance(prediction, dict) and prediction.get("mel") is not None:
+        prediction = prediction["mel"]
+    if prediction is None or _no_samples(prediction):
+        return _silence()
+    return log_mel(prediction, where)
+
+
+def _mcd(predictions: list, references: list, rows=None) -> float:
+    """MCD on waveforms or log-mel arrays; a None prediction is scored as silence."""
+    predicted, gold = [], []
+    for i, (prediction, reference) in enumerate(zip(predictions, references)):
+        reference = _audio_reference(reference)
+        if reference is None:
+            raise ValueError(f"mcd: row {i} has no reference audio")
+        gold.append(log_mel(reference, f"mcd: reference of row {i}"))
+        predicted.append(_prediction_mels(prediction, f"mcd: prediction of row {i}"))
+    return mel_cepstral_distortion(predicted, gold)
+
+
+def _is_audio(value: Any) -> bool:
+    """Audio as a target column holds it: a decoder, a decoded/undecoded Audio dict, or log-mel frames."""
+    if hasattr(value, "get_all_samples"):
+        return True
+    if isinstance(value, dict):
+        return any(value.get(k) is not None for k in ("array", "audio", "bytes", "path"))
+    shape = getattr(value, "shape", None)
+    return shape is not None and len(shape) == 2 and shape[1] == MEL_BINS
+
+
+BASELINE_AUDIO_CLIPS = 200   # training clips the mean log-mel frame is taken over
+
+
+def _mean_log_mel(targets: list):
+    """The mean log-mel frame of (up to BASELINE_AUDIO_CLIPS) training clips, repeated for their
+    mean length: a constant 'speech' that knows nothing of the input."""
+    import numpy as np
+
+    mels = [log_mel(t, f"baseline: training clip {i}") for i, t in enumerate(targets[:BASELINE_AUDIO_CLIPS])]
+    frames = np.concatenate(mels)
+    length = max(1, round(float(np.mean([len(m) for m in mels]))))
+    return np.tile(frames.mean(0), (length, 1))
+
+
+# --------------------------------------------------------------------------------------------------
 # Registry
 # --------------------------------------------------------------------------------------------------
 
@@ -511,6 +794,10 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
            description="predicted SQL returns the gold query's result on the row's sqlite file (%)"),
     Metric("sudoku_solved", _sudoku_solved, needs_columns=("puzzle",),
            description="complete valid sudoku that keeps the puzzle's given cells (%)"),
+    Metric("wer", _wer, higher_is_better=False,
+           description="corpus word error rate (jiwer), case and punctuation removed (%, lower is better)"),
+    Metric("mcd", _mcd, higher_is_better=False,
+           description="mel-cepstral distortion, cepstra c1-c13 of 80-bin log-mels, DTW-aligned (dB, lower is better)"),
 )}
 
 
@@ -551,6 +838,10 @@ def _hashable(value: Any) -> Any:
     return value
 
 
+def _all_audio(targets: list) -> bool:
+    return bool(targets) and all(_is_audio(t) for t in targets)
+
+
 def _all_boxes(targets: list) -> bool:
     return bool(targets) and all(_is_box(t) for t in targets)
 
@@ -558,16 +849,20 @@ def _all_boxes(targets: list) -> bool:
 def trivial_baseline(train_targets: Sequence, count: int) -> list:
     """`count` copies of the trivial prediction learned from the training targets.
 
-    That is the most frequent target (ties go to the one seen first), or, when every target is a
-    box (four numbers), the coordinate-wise median box. Targets should have the form predictions
-    take (one answer each, not a list of references).
+    That is the most frequent target (ties go to the one seen first); when every target is a
+    box (four numbers), the coordinate-wise median box; when every target is audio, the mean
+    log-mel frame of the training clips repeated for their mean length (see `log_mel`). Targets
+    should have the form predictions take (one answer each, not a list of references).
     """
     targets = list(train_targets)
     if not targets:
         raise ValueError("trivial_baseline needs at least one training target")
-    if _all_boxes(targets):
+    guess: Any
+    if _all_audio(targets):
+        guess = _mean_log_mel(targets)
+    elif _all_boxes(targets):
         boxes = [_to_python(t) for t in targets]
-        guess: Any = tuple(float(statistics.median(b[k] for b in boxes)) for k in range(4))
+        guess = tuple(float(statistics.median(b[k] for b in boxes)) for k in range(4))
     else:
         keys = [_hashable(t) for t in targets]
         counts = Counter(keys)
@@ -593,7 +888,9 @@ def best_constant_baseline(names: Sequence[str], train_targets: Sequence, refere
     targets = list(train_targets)
     if not targets:
         raise ValueError("best_constant_baseline needs at least one training target")
-    if _all_boxes(targets):
+    if _all_audio(targets):
+        guesses = [_mean_log_mel(targets)]
+    elif _all_boxes(targets):
         guesses = [trivial_baseline(targets, 1)[0]]
     else:
         keys = [_hashable(t) for t in targets]
@@ -605,6 +902,8 @@ def best_constant_baseline(names: Sequence[str], train_targets: Sequence, refere
 
 def baseline_name(train_targets: Sequence) -> str:
     """How `best_constant_baseline` predicts for these targets, for reports."""
+    if _all_audio(list(train_targets)):
+        return "mean log-mel frame"
     if _all_boxes(list(train_targets)):
         return "median box"
     return f"best of the {BASELINE_CANDIDATES} most frequent answers"

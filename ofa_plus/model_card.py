@@ -35,6 +35,7 @@ METRIC_TYPES: dict[str, tuple[str, str]] = {
     "sudoku_solved": ("accuracy", "Solved puzzles"),
     "wer": ("wer", "WER"),
     "cer": ("cer", "CER"),
+    "mcd": ("mcd", "MCD (dB)"),
 }
 
 # Our task names / target kinds -> Hub task types (pipeline tags).

@@ -27,7 +27,8 @@ def test_registry_entries_are_consistent():
     assert {"accuracy", "exact_match", "vqa_accuracy", "cider", "bleu4", "rouge_l", "iou_acc",
             "sql_execution_match", "sudoku_solved"} <= set(METRICS)
     for name, metric in METRICS.items():
-        assert metric.name == name and metric.description and metric.higher_is_better
+        assert metric.name == name and metric.description
+        assert metric.higher_is_better == (name not in ("wer", "mcd")), name   # error rates: lower is better
     assert METRICS["sql_execution_match"].needs_columns == ("db_path",)
     assert METRICS["sudoku_solved"].needs_columns == ("puzzle",)
 
@@ -53,15 +54,21 @@ def test_none_predictions_score_zero_for_every_metric(tmp_path):
     references = {
         "accuracy": "a", "exact_match": "a", "vqa_accuracy": ["a", "a", "a"], "cider": "a b",
         "bleu4": "a b", "rouge_l": "a b", "iou_acc": (0, 0, 1, 1), "sql_execution_match": "SELECT x FROM t",
-        "sudoku_solved": "1:2:3:4|3:4:1:2|2:1:4:3|4:3:2:1",
+        "sudoku_solved": "1:2:3:4|3:4:1:2|2:1:4:3|4:3:2:1", "wer": "a b",
+        "mcd": {"path": "/usr/share/sounds/alsa/Front_Center.wav"},
     }
     rows = [{"db_path": str(db), "puzzle": None}] * 2
     for name in METRICS:
         # the first prediction is None; the second is right (so a corpus-level metric has something to do)
         right = references[name] if name not in ("vqa_accuracy",) else "a"
         result = compute_metrics([name], [None, None], [references[name]] * 2, rows)[name]
-        assert result == 0.0, name
-        assert compute_metrics([name], [None, right], [references[name]] * 2, rows)[name] < 100.0, name
+        with_right = compute_metrics([name], [None, right], [references[name]] * 2, rows)[name]
+        if METRICS[name].higher_is_better:
+            assert result == 0.0, name
+            assert with_right < 100.0, name
+        else:   # error metrics: None is an empty transcript / silence, worse than the right answer
+            assert result > with_right > 0.0, name
+    assert compute_metrics(["wer"], [None], ["a b"])["wer"] == 100.0
 
 
 # --------------------------------------------------------------------------------------------------
