@@ -552,44 +552,15 @@ def _wer(predictions: list, references: list, rows=None) -> float:
     return word_error_rate(predictions, references)
 
 
-# The analysis that turns waveforms into log-mel frames for MCD, the same as the package's TTS
-# targets (the model config's defaults): 16 kHz, STFT with a 1024-sample Hann window every 256
-# samples (centred, reflect-padded), power spectrum, 80 slaney mel bins over 80-7600 Hz, natural
-# log of the power floored at 1e-5. A TTS prediction's own "mel" is then comparable as it is.
-MEL_SAMPLING_RATE = 16000
+# MCD compares log-mel frames made exactly as the package's TTS targets are
+# (`modalities.audio_target.log_mel` with the default `MelSettings`: 16 kHz, 1024-sample Hann window
+# every 256 samples, 80 slaney mel bins over 80-7600 Hz, natural log of the power floored at 1e-5),
+# so a TTS prediction's own "mel" is comparable as it is. These two constants repeat those defaults
+# to keep this module's import cheap (tests check they agree).
 MEL_BINS = 80
-MEL_N_FFT = 1024
-MEL_HOP = 256
-MEL_F_MIN = 80.0
-MEL_F_MAX = 7600.0
 MEL_FLOOR = 1e-5
 MCD_CEPSTRA = 13
 _MCD_SCALE = 10.0 * math.sqrt(2.0) / math.log(10.0)   # natural-log amplitude cepstral distance -> dB
-
-
-def _waveform(value: Any, where: str):
-    """A mono float32 waveform (torch, 1-D) and its sampling rate from what an AUDIO slot yields:
-    {"audio" | "array", "sampling_rate"} (a pipeline output or a decoded row), an undecoded
-    {"bytes" | "path"} row, or a torchcodec AudioDecoder (what `datasets` Audio() gives)."""
-    import torch
-
-    if hasattr(value, "get_all_samples"):
-        samples = value.get_all_samples()
-        return samples.data.float().mean(0), int(samples.sample_rate)
-    if isinstance(value, dict):
-        array = value.get("audio", value.get("array"))
-        if array is not None:
-            if value.get("sampling_rate") is None:
-                raise ValueError(f"{where}: audio given without a 'sampling_rate'")
-            wave = torch.as_tensor(_to_numpy(array), dtype=torch.float32)
-            return (wave.mean(0) if wave.ndim == 2 else wave.reshape(-1)), int(value["sampling_rate"])
-        if value.get("bytes") is not None or value.get("path") is not None:
-            from torchcodec.decoders import AudioDecoder
-
-            return _waveform(AudioDecoder(value.get("bytes") or value["path"]), where)
-    raise ValueError(f"{where}: expected audio (a dict with 'audio'/'array' and 'sampling_rate', "
-                     f"bytes or a path, or an AudioDecoder) or a (frames, {MEL_BINS}) log-mel array, "
-                     f"got {type(value).__name__}")
 
 
 def _to_numpy(value: Any):
@@ -601,29 +572,28 @@ def _to_numpy(value: Any):
 
 
 def log_mel(value: Any, where: str = "audio"):
-    """(frames, 80) natural-log mel power of a waveform, with the analysis described above
-    (resampled to 16 kHz first). A 2-D array with 80 columns is taken to be log-mel already."""
-    import torch
-    import torchaudio
+    """(frames, 80) natural-log mel power of audio, as the TTS targets are made. ``value`` is anything an
+    AUDIO slot accepts (`load_audio`), or a pipeline output ``{"audio", "sampling_rate"}``; a 2-D array
+    with 80 columns is taken to be log-mel already."""
+    import torch.nn.functional as F
+
+    from .modalities.audio import load_audio
+    from .modalities.audio_target import MelSettings
+    from .modalities.audio_target import log_mel as target_log_mel
 
     if not isinstance(value, dict) and not hasattr(value, "get_all_samples"):
         mels = _to_numpy(value)
         if mels.ndim != 2 or mels.shape[1] != MEL_BINS or len(mels) == 0:
             raise ValueError(f"{where}: a log-mel array must have shape (frames, {MEL_BINS}), got {mels.shape}")
         return mels
-    wave, rate = _waveform(value, where)
-    if wave.numel() == 0:
-        raise ValueError(f"{where}: the audio is empty")
-    if rate != MEL_SAMPLING_RATE:
-        wave = torchaudio.functional.resample(wave, rate, MEL_SAMPLING_RATE)
-    window = torch.hann_window(MEL_N_FFT, dtype=torch.float64)
-    # reflect padding needs more samples than half a window; a shorter clip is padded with zeros
-    pad_mode = "constant" if wave.numel() <= MEL_N_FFT // 2 else "reflect"
-    power = torch.stft(wave.double(), MEL_N_FFT, MEL_HOP, window=window, center=True, pad_mode=pad_mode,
-                       return_complex=True).abs() ** 2
-    bank = torchaudio.functional.melscale_fbanks(MEL_N_FFT // 2 + 1, MEL_F_MIN, MEL_F_MAX, MEL_BINS,
-                                                MEL_SAMPLING_RATE, norm="slaney", mel_scale="slaney")
-    return torch.log(torch.clamp(power.T @ bank.double(), min=MEL_FLOOR)).numpy()
+    if isinstance(value, dict) and "audio" in value:  # what the pipeline returns for an AUDIO target
+        value = {"array": _to_numpy(value["audio"]), "sampling_rate": value.get("sampling_rate")}
+    settings = MelSettings()
+    wave = load_audio(value, where, target_rate=settings.sampling_rate)
+    frames = 1 + len(wave) // settings.hop_length
+    if len(wave) <= settings.n_fft // 2:  # the STFT's reflect padding needs more than half a window
+        wave = F.pad(wave, (0, settings.n_fft // 2 + 1 - len(wave)))
+    return target_log_mel(wave, settings)[:frames].double().numpy()
 
 
 def _dct_matrix(size: int):

@@ -185,7 +185,7 @@ def test_log_mel_frames_and_resampling():
     tone48 = {"array": np.sin(2 * np.pi * 440 * np.arange(48000) / 48000), "sampling_rate": 48000}
     assert log_mel(tone48).shape == mels.shape
     assert score("mcd", [tone48], [tone]) < 0.5
-    with pytest.raises(ValueError, match="without a 'sampling_rate'"):
+    with pytest.raises(ValueError, match="needs its sampling rate"):
         log_mel({"array": np.zeros(10)})
     with pytest.raises(ValueError, match="the audio is empty"):
         log_mel({"array": np.zeros(0), "sampling_rate": 16000})
@@ -218,3 +218,10 @@ def test_mean_log_mel_baseline():
     assert answer.shape[1] == BINS
     assert scores["mcd"] < score("mcd", [None] * 3, clips)            # better than silence
     assert scores["mcd"] > 0.5                                        # and far from the clips themselves
+
+
+def test_mcd_constants_are_the_tts_target_defaults():
+    from ofa_plus.metrics import MEL_BINS, MEL_FLOOR
+    from ofa_plus.modalities.audio_target import MelSettings
+
+    assert (MEL_BINS, MEL_FLOOR) == (MelSettings().num_mel_bins, MelSettings().log_floor)
