@@ -2,7 +2,8 @@
 
 Batches are built exactly as the trainer builds them (`TaskStream` -> `collate` through the
 processor), from the start of each task's first epoch, with and without length bucketing. The
-padding share is the part of the padded input_ids / labels tensors that holds no token.
+padding share is the part of the padded input_ids / labels tensors that holds no token (for speech
+targets, of the padded mel frames).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def _padding(batch) -> tuple[int, int, int, int]:
     if dec is not None:
         last = torch.where(dec.any(1), dec.shape[1] - dec.flip(1).int().argmax(1), 0)
         dec_real = int(last.sum())
+    if "mel_lengths" in batch:  # an AUDIO target: the decoder's positions are mel frames
+        dec_real, dec_all = int(batch["mel_lengths"].sum()), batch["mel_labels"].shape[0] * batch["mel_labels"].shape[1]
     return int(enc.sum()), enc.numel(), dec_real, dec_all
 
 

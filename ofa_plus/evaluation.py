@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import time
 from pathlib import Path
@@ -102,6 +103,19 @@ def predict(model, processor: OFAPlusProcessor, card: TaskCard, rows: list[dict]
     return [predictions[i] for i in range(len(rows))]
 
 
+def swap_rows(predictions: list, seed: int = 0) -> list:
+    """Every prediction moved to another row (one random cycle through all rows, fixed seed), to score
+    against references it was not made for: a model that ignores its input scores about the same as
+    with its own rows (a constant answer exactly the same); one that reads its input scores worse.
+    Random, not the next row, because a split may be ordered by its answers."""
+    order = list(range(len(predictions)))
+    random.Random(seed).shuffle(order)
+    swapped = list(predictions)
+    for here, there in zip(order, order[1:] + order[:1]):
+        swapped[here] = predictions[there]
+    return swapped
+
+
 def evaluate_card(model, processor, card: TaskCard, accelerator: Accelerator, split: str = "test",
                   limit: int | None = None, num_beams: int | None = None, batch_size: int | None = None,
                   progress: tqdm | None = None) -> dict:
@@ -113,6 +127,7 @@ def evaluate_card(model, processor, card: TaskCard, accelerator: Accelerator, sp
     needed = sorted({c for m in card.metrics for c in METRICS[m].needs_columns})
     extra = dataset.select_columns(needed).to_list() if needed else None
     scores = compute_metrics(card.metrics, predictions, references, extra)
+    swapped = compute_metrics(card.metrics, swap_rows(predictions), references, extra)
 
     train = card.load_split("train")
     if card.plan.generator.kind == "audio":  # the mean-mel baseline reads only the first clips: decode no more
@@ -124,7 +139,7 @@ def evaluate_card(model, processor, card: TaskCard, accelerator: Accelerator, sp
     samples = [{"inputs": {k: v for k, v in row.items() if isinstance(v, (str, int, float)) and k not in targets},
                 "prediction": _plain(p), "reference": _plain(row["references"])}
                for row, p in zip(rows[:SAMPLES_PER_TASK], predictions)]
-    return {"task": card.name, "rows": len(rows), "scores": scores, "baseline": baseline,
+    return {"task": card.name, "rows": len(rows), "scores": scores, "swapped_scores": swapped, "baseline": baseline,
             "baseline_kind": baseline_name(train_targets), "failed": sum(p is None for p in predictions),
             # a model that answers every row alike shows here (its score is then a constant's)
             "distinct_predictions": len({repr(_plain(p)) for p in predictions if p is not None}),
@@ -140,13 +155,17 @@ def _plain(value):
 
 
 def results_table(entries: list[dict]) -> str:
-    lines = ["| task | metric | score | trivial baseline | rows | distinct predictions |",
-             "|---|---|---:|---:|---:|---:|"]
+    """Markdown table of scores; "rows swapped" scores each prediction against the next row's reference
+    (about equal to "score" when the model ignores its input)."""
+    lines = ["| task | metric | score | rows swapped | trivial baseline | rows | distinct predictions |",
+             "|---|---|---:|---:|---:|---:|---:|"]
     for e in entries:
         for k, (metric, value) in enumerate(e["scores"].items()):
             arrow = "" if METRICS[metric].higher_is_better else " ↓"
             first = k == 0
+            swapped = e.get("swapped_scores", {}).get(metric)
             lines.append(f"| {e['task'] if first else ''} | {metric}{arrow} | {value:.1f} | "
+                         f"{'-' if swapped is None else f'{swapped:.1f}'} | "
                          f"{e['baseline'][metric]:.1f} ({e['baseline_kind']}) | {e['rows'] if first else ''} | "
                          f"{e.get('distinct_predictions', '') if first else ''} |")
     return "\n".join(lines)

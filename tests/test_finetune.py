@@ -73,6 +73,8 @@ def test_lora_finetune_beats_the_untuned_model_and_runs_by_name(generalist, card
     baseline = results["results"][0]["baseline"]["accuracy"]
     assert baseline == pytest.approx(100 / 3)  # always answering one alphabet
     assert tuned >= 80 and tuned > untuned + 30 and tuned > baseline + 30
+    # it reads its input: given other rows' predictions, the same references score far lower
+    assert results["results"][0]["swapped_scores"]["accuracy"] < tuned - 30
 
     # LoRA is merged: a plain model, same parameter names as the generalist, embeddings untouched
     model = AutoModelForSeq2SeqLM.from_pretrained(out)

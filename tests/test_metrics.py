@@ -400,3 +400,14 @@ def test_sudoku_grids_may_separate_cells_with_spaces():
     spaced = " | ".join(" ".join(str(d) for d in row) for row in SOLVED_4)  # the default suite's format
     assert parse_sudoku(spaced) == SOLVED_4
     assert score("sudoku_solved", [spaced], [grid(SOLVED_4)], [{"puzzle": grid(PUZZLE_4)}]) == 100.0
+
+
+def test_swap_rows_moves_every_prediction_to_another_row():
+    from ofa_plus.evaluation import swap_rows
+
+    predictions = [f"p{i}" for i in range(50)]
+    swapped = swap_rows(predictions)
+    assert sorted(swapped) == sorted(predictions)  # nothing lost or repeated
+    assert all(s != p for s, p in zip(swapped, predictions))  # none stays on its own row
+    assert swap_rows(predictions) == swapped  # fixed seed
+    assert swap_rows(["only"]) == ["only"]

@@ -7,6 +7,8 @@ token stream an audio is a run of ``<audio>`` placeholders, one per frame left a
 (`audio_token_count`, shared by the processor and the adaptor).
 Model half: `AudioAdaptor`, two stride-2 3x3 convolutions with ReLU (Conv2dSubsampling) and a
 linear map to ``d_model``; the encoder gives audio 1-D positions inside its segment, like text.
+AUDIO as a target (text-to-speech: mel frames, speech head, generator, vocoder) is the other half of
+this modality, in ``audio_target.py``: too much for one file.
 """
 
 from __future__ import annotations
