@@ -91,6 +91,7 @@ def test_training_gradients_equal_plain_cross_entropy(processor, images):
     labels = inputs["labels"]
     assert (labels == -100).any()
     model = small_model(seed=6, dropout=0.0).train()
+    model.model.sparse_token_gradients = True  # the opt-in sparse lookup, joined to the head's dense gradient
     fast = model(**{k: inputs[k] for k in ("input_ids", "attention_mask", "pixel_values", "labels")}).loss
     fast.backward()
     fast_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
