@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import re
-import time
 from pathlib import Path
 
 import datasets
 
-from .speech_release import ReleaseLayoutError, save_splits
+from .speech_release import ReleaseLayoutError, build_from_command_line, save_splits
 
 SUBSETS = ("train-clean-100", "train-clean-360", "train-other-500", "dev-clean", "dev-other", "test-clean",
            "test-other")
@@ -118,13 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", default="data/librispeech", help="folder for the saved DatasetDict")
     parser.add_argument("--subsets", nargs="+", help="subset folders to read (default: all present)")
     args = parser.parse_args(argv)
-    start = time.perf_counter()
-    try:
-        result = build(args.root, args.output, args.subsets)
-    except ReleaseLayoutError as error:
-        raise SystemExit(str(error)) from None
-    counts = ", ".join(f"{split}: {len(data)}" for split, data in result.items())
-    print(f"librispeech written to {args.output} ({counts}) in {time.perf_counter() - start:.1f} s")
+    build_from_command_line("librispeech", args.output, lambda: build(args.root, args.output, args.subsets))
 
 
 if __name__ == "__main__":

@@ -20,13 +20,12 @@ the ``LJSpeech-1.1`` folder or the folder holding it.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import datasets
 import numpy as np
 
-from .speech_release import ReleaseLayoutError, save_splits
+from .speech_release import ReleaseLayoutError, build_from_command_line, save_splits
 
 FEATURES = datasets.Features({"id": datasets.Value("string"), "audio": datasets.Audio(),
                               "text": datasets.Value("string"), "raw_text": datasets.Value("string"),
@@ -102,13 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test", type=int, default=500, help="clips held out for test")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    start = time.perf_counter()
-    try:
-        result = build(args.root, args.output, args.validation, args.test, args.seed)
-    except ReleaseLayoutError as error:
-        raise SystemExit(str(error)) from None
-    counts = ", ".join(f"{split}: {len(data)}" for split, data in result.items())
-    print(f"ljspeech written to {args.output} ({counts}) in {time.perf_counter() - start:.1f} s")
+    build_from_command_line("ljspeech", args.output, lambda: build(args.root, args.output, args.validation, args.test, args.seed))
 
 
 if __name__ == "__main__":

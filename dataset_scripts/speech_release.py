@@ -4,8 +4,9 @@ and writing rows whose audio is read from files into a saved ``DatasetDict``."""
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import datasets
 
@@ -36,3 +37,15 @@ def save_splits(splits: dict[str, list[tuple[Path, dict]]], features: datasets.F
             result[split] = dataset
         result.save_to_disk(str(output))
     return datasets.load_from_disk(str(output))
+
+
+def build_from_command_line(name: str, output: str | Path, build: Callable[[], datasets.DatasetDict]) -> None:
+    """Run a release builder for its command: a layout error ends the program with its message (which
+    names the file), and the split sizes are printed."""
+    start = time.perf_counter()
+    try:
+        result = build()
+    except ReleaseLayoutError as error:
+        raise SystemExit(str(error)) from None
+    counts = ", ".join(f"{split}: {len(data)}" for split, data in result.items())
+    print(f"{name} written to {output} ({counts}) in {time.perf_counter() - start:.1f} s")
