@@ -41,8 +41,9 @@ OFAPlusPreTrainedModel.tasks = property(lambda self: _tasks_from_dicts(getattr(s
 
 __version__ = "0.1.0"
 __all__ = [
-    "CardError", "DecodingConstraints", "OFAPlusAudioFeatureExtractor", "load_audio", "Instruction", "InstructionError", "MODALITIES", "OFAPlusBatch", "OFAPlusConfig",
-    "OFAPlusForConditionalGeneration", "OFAPlusImageProcessor", "OFAPlusModel", "OFAPlusPipeline",
-    "OFAPlusPreTrainedModel", "OFAPlusProcessor", "OFAPlusTokenizer", "PRESETS", "TaskCard", "TaskPlan",
-    "compile_plan", "load_cards", "get_modality", "parse_instruction", "register_modality", "train_tokenizer",
+    "CardError", "DecodingConstraints", "Instruction", "InstructionError", "MODALITIES",
+    "OFAPlusAudioFeatureExtractor", "OFAPlusBatch", "OFAPlusConfig", "OFAPlusForConditionalGeneration",
+    "OFAPlusImageProcessor", "OFAPlusModel", "OFAPlusPipeline", "OFAPlusPreTrainedModel", "OFAPlusProcessor",
+    "OFAPlusTokenizer", "PRESETS", "TaskCard", "TaskPlan", "compile_plan", "load_audio", "load_cards",
+    "get_modality", "parse_instruction", "register_modality", "train_tokenizer",
 ]
