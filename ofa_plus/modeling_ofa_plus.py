@@ -211,6 +211,7 @@ class OFAPlusPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     main_input_name = "input_ids"
     input_modalities = ("text", "image", "audio")
+    output_modalities = ("text", "audio")
     supports_gradient_checkpointing = True
     _no_split_modules = ["OFAPlusEncoderLayer", "OFAPlusDecoderLayer", "ImageAdaptor", "AudioAdaptor"]
     _supports_sdpa = True

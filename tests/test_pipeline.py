@@ -114,8 +114,8 @@ def test_alias_init_kwargs_and_device(model_dir, loaded):
 
 def test_task_cards_travel_with_the_model(pipe, model_dir, loaded):
     model, processor = loaded
-    names = {"emoji_caption", "entailment", "fortunes", "grounded_caption", "grounding", "mnist", "sudoku",
-             "summarization", "text_to_sql", "vqa"}
+    names = {"asr", "emoji_caption", "entailment", "fortunes", "grounded_caption", "grounding", "mnist", "sudoku",
+             "summarization", "text_to_sql", "tts", "vqa"}
     assert set(model.tasks) == set(processor.tasks) == set(pipe.tasks) == names
     stored = {c["name"]: c for c in json.loads(open(f"{model_dir}/config.json").read())["task_cards"]}
     # closed sets read from a dataset column are stored as lists: running needs no dataset
@@ -127,13 +127,13 @@ def test_task_cards_travel_with_the_model(pipe, model_dir, loaded):
 
 def test_errors_say_what_to_do(pipe):
     image = pipe.tasks["mnist"].head("test", 1)[0]["image"]
-    with pytest.raises(ValueError, match="unknown task 'caption'; the model's tasks: emoji_caption, entailment"):
+    with pytest.raises(ValueError, match="unknown task 'caption'; the model's tasks: asr, emoji_caption, entailment"):
         pipe(task="caption", image=image)
     with pytest.raises(ValueError, match="'imag': neither a column of the instruction"):
         pipe(task="mnist", imag=image)
     with pytest.raises(ValueError, match="either an instruction or task="):
         pipe(CAPTION, task="mnist", image=image)
-    with pytest.raises(ValueError, match="known: emoji_caption"):
+    with pytest.raises(ValueError, match="known: asr, emoji_caption"):
         pipe(image=image)
     with pytest.raises(ValueError, match="no value for column 'image'"):
         pipe(task="mnist")
