@@ -57,15 +57,7 @@ def matmul_rate(shapes: list[tuple[int, int, int, int]], device, dtype, repeats:
         for a_shape, b_shape in (((m, k), (k, n)), ((m, n), (n, k)), ((n, m), (m, k))):
             a = torch.randn(a_shape, device=device, dtype=dtype)
             b = torch.randn(b_shape, device=device, dtype=dtype)
-            torch.matmul(a, b)
-            times = []
-            for _ in range(repeats):
-                sync(device)
-                t0 = time.perf_counter()
-                torch.matmul(a, b)
-                sync(device)
-                times.append(time.perf_counter() - t0)
-            seconds = statistics.median(times)
+            seconds = _matmul_seconds(a, b, device, repeats)
             flops = 2.0 * a_shape[0] * a_shape[1] * b_shape[1]
             total_flops += flops * count
             total_time += seconds * count
@@ -75,15 +67,20 @@ def matmul_rate(shapes: list[tuple[int, int, int, int]], device, dtype, repeats:
 
 def square_rate(device, dtype, size: int = 2048, repeats: int = 5) -> float:
     a = torch.randn(size, size, device=device, dtype=dtype)
-    torch.matmul(a, a)
+    return 2.0 * size**3 / _matmul_seconds(a, a, device, repeats)
+
+
+def _matmul_seconds(a: torch.Tensor, b: torch.Tensor, device, repeats: int) -> float:
+    """Median seconds of ``a @ b`` after one warm-up call."""
+    torch.matmul(a, b)
     times = []
     for _ in range(repeats):
         sync(device)
         t0 = time.perf_counter()
-        torch.matmul(a, a)
+        torch.matmul(a, b)
         sync(device)
         times.append(time.perf_counter() - t0)
-    return 2.0 * size**3 / statistics.median(times)
+    return statistics.median(times)
 
 
 CATEGORIES = [
