@@ -631,7 +631,7 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
         """
         if mel_labels is not None:
             return speech_forward(self, input_ids, attention_mask, pixel_values, encoder_outputs, mel_labels,
-                                  mel_lengths)
+                                  mel_lengths, input_features=input_features, input_features_mask=input_features_mask)
         if labels is not None:
             use_cache = False
             if decoder_input_ids is None:

@@ -250,3 +250,17 @@ def test_validation_loss_of_a_speech_task(trained, speech):
     with torch.no_grad():
         direct = model(**inputs).loss.item()
     assert np.isfinite(losses["tts"]) and losses["tts"] < 3 * direct + 1.0
+
+
+def test_audio_inputs_reach_the_encoder_of_an_audio_target(speech):
+    """[AUDIO] -> [AUDIO]: the training forward and speech generation both encode the input audio."""
+    config = small_config(tts_max_frames=400)
+    model = OFAPlusForConditionalGeneration(config).eval()
+    processor = OFAPlusProcessor.for_config(config)
+    instruction = "[AUDIO:source] -> [AUDIO:audio]"
+    batch = processor(instruction, source=speech[:2], audio=speech[:2])
+    assert "input_features" in batch and "mel_labels" in batch
+    out = model(**{k: v for k, v in batch.items() if torch.is_tensor(v)})
+    assert torch.isfinite(out.loss)
+    generated = model.generate(**processor(instruction, source=speech[:2]), max_new_tokens=3)
+    assert generated.sequences.shape[0] == 2 and (generated.mel_lengths <= 6).all()

@@ -384,7 +384,7 @@ def speech_forward(model, input_ids, attention_mask, pixel_values, encoder_outpu
 
 @torch.no_grad()
 def generate_speech(model, input_ids, attention_mask=None, pixel_values=None, encoder_outputs=None, *,
-                    max_new_tokens: int | None = None, num_beams: int | None = 1,
+                    input_features=None, input_features_mask=None, max_new_tokens: int | None = None, num_beams: int | None = 1,
                     stop_threshold: float | None = None, seed: int = 0, **unused) -> SpeechGenerationOutput:
     """Autoregressive mel generation with the KV cache, ``frames_per_step`` frames per decoder step.
 
@@ -410,7 +410,8 @@ def generate_speech(model, input_ids, attention_mask=None, pixel_values=None, en
         steps, max_frames = min(steps, max_new_tokens), min(max_frames, max_new_tokens * r)
     if encoder_outputs is None:
         encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask,
-                                              pixel_values=pixel_values)
+                                              pixel_values=pixel_values, input_features=input_features,
+                                              input_features_mask=input_features_mask)
     states = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else encoder_outputs.last_hidden_state
     batch, device = states.shape[0], states.device
     cache = EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
