@@ -476,10 +476,6 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
         self.shared = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
         self.encoder = OFAPlusEncoder(config, self.shared)
         self.decoder = OFAPlusDecoder(config, self.shared)
-        # Whether the training lookup below may return a sparse gradient (opt-in): only when something
-        # else (a tied LM head) gives the table a dense one, so that .grad ends up dense. Set per call, not
-        # as nn.Embedding(sparse=True), which DistributedDataParallel would take to mean a sparse .grad.
-        self.sparse_token_gradients = False
         self.post_init()
 
     def get_input_embeddings(self):
@@ -493,14 +489,20 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, pixel_values=None, decoder_input_ids=None,
                 encoder_outputs=None, cache: Cache | None = None, use_cache=None, output_hidden_states=None,
-                input_features=None, input_features_mask=None, decoder_inputs_embeds=None, **kwargs):
+                input_features=None, input_features_mask=None, decoder_inputs_embeds=None,
+                tied_head_gradient: TiedHeadGradient | None = None, **kwargs):
+        """``tied_head_gradient`` (internal, from `OFAPlusForConditionalGeneration`): when the token lookup
+        below runs, its backward adds its rows into the LM loss's gradient of the tied table (see there)."""
         inputs_embeds = None
         if (encoder_outputs is None and input_ids is not None and decoder_input_ids is not None
                 and decoder_inputs_embeds is None):
             # one lookup for both sides: in training the shared table then takes one gradient from
-            # the token lookups rather than two, each as large as the table unless sparse
-            tokens = F.embedding(torch.cat([input_ids.flatten(), decoder_input_ids.flatten()]), self.shared.weight,
-                                 self.shared.padding_idx, sparse=self.sparse_token_gradients)
+            # the token lookups rather than two, each as large as the table
+            ids = torch.cat([input_ids.flatten(), decoder_input_ids.flatten()])
+            if tied_head_gradient is not None and torch.is_grad_enabled() and self.shared.weight.requires_grad:
+                tokens = _TiedTokenLookup.apply(ids, self.shared.weight, self.shared.padding_idx, tied_head_gradient)
+            else:
+                tokens = F.embedding(ids, self.shared.weight, self.shared.padding_idx)
             inputs_embeds, decoder_inputs_embeds = tokens.split([input_ids.numel(), decoder_input_ids.numel()])
             inputs_embeds = inputs_embeds.view(*input_ids.shape, -1)
             decoder_inputs_embeds = decoder_inputs_embeds.view(*decoder_input_ids.shape, -1)
@@ -527,6 +529,44 @@ def _gather_rows(source: torch.Tensor, index: torch.Tensor, out: torch.Tensor) -
     return out.copy_(source.index_select(0, index))
 
 
+class TiedHeadGradient:
+    """Carries the LM loss's gradient of the tied token table to the token lookup's backward pass.
+
+    The table gets gradients from the LM head (dense: every row has a logit) and from the token lookups
+    (a few rows). Left to autograd, the lookup's part is a second table-sized buffer, zero-filled and
+    then added to the head's (183 MB each at base, page-faulted in fresh every step). Instead the
+    loss's backward leaves its dense gradient here, and the lookup's backward, which autograd runs
+    after it (the decoder's input comes from the lookup), adds its rows into that buffer and returns
+    the sum. The table then still receives one gradient through one AccumulateGrad, so gradient
+    hooks (DistributedDataParallel's) fire as usual."""
+
+    def __init__(self):
+        self.lookup_in_graph = False  # set by the lookup's forward: only then may the loss hand its part over
+        self.head = None  # the loss's gradient of the table, waiting for the lookup's backward
+
+
+class _TiedTokenLookup(torch.autograd.Function):
+    """``F.embedding(ids, weight, padding_idx)`` whose backward adds the rows' gradients into the
+    tied LM head's gradient of ``weight`` (see `TiedHeadGradient`)."""
+
+    @staticmethod
+    def forward(ctx, ids, weight, padding_idx, tied: TiedHeadGradient):
+        tied.lookup_in_graph = True
+        ctx.save_for_backward(ids)
+        ctx.padding_idx, ctx.tied, ctx.weight_layout = padding_idx, tied, (weight.shape, weight.stride())
+        return F.embedding(ids, weight, padding_idx)
+
+    @staticmethod
+    def backward(ctx, grad_rows):
+        (ids,) = ctx.saved_tensors
+        grad_weight, ctx.tied.head = ctx.tied.head, None
+        if grad_weight is None:  # the loss took no gradient for the table (e.g. only the logits were used)
+            grad_weight = grad_rows.new_empty_strided(*ctx.weight_layout).zero_()
+        keep = ids != ctx.padding_idx if ctx.padding_idx is not None else slice(None)  # as F.embedding
+        grad_weight.index_add_(0, ids[keep], grad_rows[keep].to(grad_weight.dtype))
+        return None, grad_weight, None, None
+
+
 class _LabelSmoothedLMLoss(torch.autograd.Function):
     """The LM head's label-smoothed token loss, with the head's backward pass on labelled rows only.
 
@@ -538,7 +578,7 @@ class _LabelSmoothedLMLoss(torch.autograd.Function):
     and neither the log-probabilities nor autograd's separate gradient terms are kept."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, logits, labels, eps: float):
+    def forward(ctx, hidden, weight, logits, labels, eps: float, tied: TiedHeadGradient | None = None):
         rows = (labels != -100).nonzero().squeeze(1)
         target = labels[rows]
         dtype = torch.promote_types(logits.dtype, torch.float32)  # bf16/fp16 logits: work in fp32
@@ -553,7 +593,7 @@ class _LabelSmoothedLMLoss(torch.autograd.Function):
             lse[start:end] = part.sub_(top).exp_().sum(dim=-1).log_() + top.squeeze(-1)
         target_logit = logits[rows, target].to(dtype)
         ctx.save_for_backward(hidden, weight, logits, rows, target, lse)
-        ctx.eps, ctx.chunk = eps, chunk
+        ctx.eps, ctx.chunk, ctx.tied = eps, chunk, tied
         # -log p(target) = lse - z_target; the mean of -log p over the vocabulary = lse - mean(z)
         return (lse - (1 - eps) * target_logit - eps * mean).sum() / len(rows)
 
@@ -576,7 +616,9 @@ class _LabelSmoothedLMLoss(torch.autograd.Function):
             grad_hidden[rows] = (grad @ weight).to(hidden.dtype)
         if ctx.needs_input_grad[1]:
             grad_weight = (grad.t() @ hidden[rows].to(grad.dtype)).to(weight.dtype)
-        return grad_hidden, grad_weight, None, None, None
+            if ctx.tied is not None and ctx.tied.lookup_in_graph:  # the token lookup returns it, with its rows
+                ctx.tied.head, grad_weight = grad_weight, None
+        return grad_hidden, grad_weight, None, None, None, None
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, start_token_id: int) -> torch.Tensor:
@@ -602,10 +644,6 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.speech_head = SpeechHead(config)  # AUDIO targets (text-to-speech)
         self.post_init()
-        # model.sparse_token_gradients stays off: autograd adds a sparse gradient to the tied head's
-        # dense one out of place, a fresh copy of the whole table per step. On CPU that measured 2.5%
-        # faster than dense lookups at tiny (a 17.5k x 256 table) but 10% slower at base (59.6k x 768,
-        # 183 MB, which glibc maps fresh each step), so dense is the default.
 
     def get_encoder(self):
         return self.model.encoder
@@ -637,15 +675,18 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
             if decoder_input_ids is None:
                 decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id,
                                                        self.config.decoder_start_token_id)
+        # the LM head and the token lookups share one table: one gradient buffer for both (TiedHeadGradient)
+        tied = TiedHeadGradient() if labels is not None and self.lm_head.weight is self.model.shared.weight else None
         out = self.model(input_ids, attention_mask, pixel_values, decoder_input_ids, encoder_outputs,
                          cache=cache, use_cache=use_cache, output_hidden_states=output_hidden_states,
-                         input_features=input_features, input_features_mask=input_features_mask)
+                         input_features=input_features, input_features_mask=input_features_mask,
+                         tied_head_gradient=tied)
         logits = self.lm_head(out.last_hidden_state)
         loss = ctc_loss = None
         if labels is not None:  # the loss back-propagates through the head itself, on labelled rows only
             loss = _LabelSmoothedLMLoss.apply(out.last_hidden_state.flatten(0, 1), self.lm_head.weight,
                                               logits.detach().flatten(0, 1), labels.flatten(),
-                                              self.config.label_smoothing)
+                                              self.config.label_smoothing, tied)
             if ctc_labels is not None:
                 ctc_loss = self.phone_ctc_loss(out.encoder_last_hidden_state, input_ids, ctc_labels)
                 loss = loss + self.config.ctc_weight * ctc_loss

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 from conftest import small_model
 
 import ofa_plus.vocabulary as V
@@ -83,32 +84,76 @@ def test_lm_loss_equals_cross_entropy_on_logits(smoothing):
         torch.testing.assert_close(g, w)
 
 
+class _TableSizedTensors(TorchDispatchMode):
+    """Records the storages of all tensors shaped like the token table that ops produce."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape, self.storages = shape, set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.shape == self.shape:
+                self.storages.add(t.untyped_storage().data_ptr())
+        return out
+
+
 def test_training_gradients_equal_plain_cross_entropy(processor, images):
-    """model(labels=...) (LM loss on labelled rows, one sparse lookup for both sides) gives the
-    gradients of F.cross_entropy on the returned logits with dense lookups."""
+    """model(labels=...) (LM loss on labelled rows, the token lookups' rows added into the tied head's
+    gradient) gives the gradients of F.cross_entropy on the returned logits with autograd's lookups,
+    and makes one table-sized buffer in the backward pass where autograd's path makes more."""
     inputs = processor(VQA, image=images[:3], question=["what?", "which colour is it?", "digit?"],
                        answer=["red", "blue", "three"])
     labels = inputs["labels"]
     assert (labels == -100).any()
     model = small_model(seed=6, dropout=0.0).train()
-    model.model.sparse_token_gradients = True  # the opt-in sparse lookup, joined to the head's dense gradient
+    table = model.model.shared.weight
     fast = model(**{k: inputs[k] for k in ("input_ids", "attention_mask", "pixel_values", "labels")}).loss
-    fast.backward()
+    with _TableSizedTensors(table.shape) as fast_buffers:
+        fast.backward()
     fast_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    assert model.model.shared.weight.grad.layout == torch.strided  # the tied table's gradient stays dense
     model.zero_grad(set_to_none=True)
-    model.model.sparse_token_gradients = False
     out = model(**{k: inputs[k] for k in ("input_ids", "attention_mask", "pixel_values", "decoder_input_ids")},
                 use_cache=False)
     plain = F.cross_entropy(out.logits.flatten(0, 1), labels.flatten(), ignore_index=-100, label_smoothing=0.1)
-    plain.backward()
+    with _TableSizedTensors(table.shape) as plain_buffers:
+        plain.backward()
     torch.testing.assert_close(fast, plain)
+    assert len(fast_buffers.storages) == 1 and len(plain_buffers.storages) > 1
     plain_grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
     assert fast_grads.keys() == plain_grads.keys()
     for name in fast_grads:
         scale = plain_grads[name].abs().max().clamp(min=1e-3)
         torch.testing.assert_close(fast_grads[name] / scale, plain_grads[name] / scale, rtol=1e-4, atol=1e-5,
                                    msg=name)
+    assert fast_grads["model.shared.weight"][V.PAD_ID].abs().sum() > 0  # the head's part of the pad row
+
+
+def test_tied_table_gradient_with_accumulation_and_extra_terms(processor, images):
+    """The tied table's gradient is right when .grad already holds one (gradient accumulation), when the
+    returned logits feed another term as well, and when the loss is back-propagated twice."""
+    inputs = processor(VQA, image=images[:2], question=["what?", "digit?"], answer=["red", "three"])
+    batch = {k: inputs[k] for k in ("input_ids", "attention_mask", "pixel_values", "labels")}
+    model = small_model(seed=8, dropout=0.0).train()
+    table = model.model.shared.weight
+
+    def plain_loss():
+        out = model(**{k: inputs[k] for k in ("input_ids", "attention_mask", "pixel_values", "decoder_input_ids")},
+                    use_cache=False)
+        loss = F.cross_entropy(out.logits.flatten(0, 1), inputs["labels"].flatten(), ignore_index=-100,
+                               label_smoothing=0.1)
+        return loss, out.logits
+
+    loss, logits = plain_loss()
+    (3 * loss + logits[..., :7].square().mean()).backward()
+    want = table.grad.clone()
+    model.zero_grad(set_to_none=True)
+    out = model(**batch)
+    total = 2 * out.loss + out.logits[..., :7].square().mean()
+    total.backward(retain_graph=True)  # .grad is set ...
+    out.loss.backward()  # ... and accumulated into, by a second backward pass through the same graph
+    torch.testing.assert_close(table.grad, want, rtol=1e-4, atol=1e-5 * float(want.abs().max()))
 
 
 def test_beams_share_encoder_states(processor, images):
