@@ -133,16 +133,25 @@ class OFAPlusAttention(nn.Module):
         return self.out_proj(out.transpose(1, 2).reshape(hidden_states.shape))
 
 
+# activations with an in-place form: without autograd, fc1's fresh output can be overwritten
+_IN_PLACE_ACTIVATIONS = {"gelu": torch.ops.aten.gelu_, "relu": torch.relu_}
+
+
 class OFAPlusFeedForward(nn.Module):
     def __init__(self, config: OFAPlusConfig, ffn_dim: int):
         super().__init__()
         self.fc1, self.fc2 = nn.Linear(config.d_model, ffn_dim), nn.Linear(ffn_dim, config.d_model)
         self.act = ACT2FN[config.activation_function]
+        self.act_in_place = _IN_PLACE_ACTIVATIONS.get(config.activation_function)
         self.act_dropout = nn.Dropout(config.activation_dropout)
         self.ffn_layernorm = nn.LayerNorm(ffn_dim) if config.normformer else nn.Identity()  # NormFormer
 
     def forward(self, x):
-        return self.fc2(self.ffn_layernorm(self.act_dropout(self.act(self.fc1(x)))))
+        h = self.fc1(x)
+        # Inference: one fewer (tokens, ffn_dim) buffer per layer. With NormFormer's LayerNorm that is the
+        # third such buffer; fresh ones cost page faults on CPU (base encoder, batch 16: 5% of its time).
+        act = self.act_in_place if self.act_in_place is not None and not torch.is_grad_enabled() else self.act
+        return self.fc2(self.ffn_layernorm(self.act_dropout(act(h))))
 
 
 class OFAPlusEncoderLayer(GradientCheckpointingLayer):
@@ -645,6 +654,30 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
         self.speech_head = SpeechHead(config)  # AUDIO targets (text-to-speech)
         self.post_init()
 
+    _decoding_head: tuple | None = None  # (what the copy was made from, the (d_model, vocab) copy); see lm_logits
+
+    def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The LM head: ``hidden @ lm_head.weight.T``.
+
+        Decoding on CPU (eval mode, no gradient) multiplies by a cached (d_model, vocab) contiguous copy
+        of the weight instead. With the weight's own (vocab, d_model) layout the product of the few rows
+        of a decoding step runs 10-20% slower here (base, 59.6k x 768: 44 ms against 36 ms for 16 rows),
+        and at base the head is a quarter to a third of each step. The copy costs the table's memory
+        again while the model is in eval mode: it is made again when the weight changes (in place or
+        replaced) and dropped by ``train()``. Elsewhere (training, CUDA) it is the plain head."""
+        weight = self.lm_head.weight
+        if self.training or hidden.device.type != "cpu" or (torch.is_grad_enabled() and weight.requires_grad):
+            return self.lm_head(hidden)
+        made_from = (weight.data_ptr(), weight._version, weight.dtype)
+        if self._decoding_head is None or self._decoding_head[0] != made_from:
+            self._decoding_head = None  # free the old copy first
+            self._decoding_head = (made_from, weight.detach().t().contiguous())
+        return hidden @ self._decoding_head[1]
+
+    def train(self, mode: bool = True):
+        self._decoding_head = None
+        return super().train(mode)
+
     def get_encoder(self):
         return self.model.encoder
 
@@ -681,7 +714,7 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
                          cache=cache, use_cache=use_cache, output_hidden_states=output_hidden_states,
                          input_features=input_features, input_features_mask=input_features_mask,
                          tied_head_gradient=tied)
-        logits = self.lm_head(out.last_hidden_state)
+        logits = self.lm_logits(out.last_hidden_state)
         loss = ctc_loss = None
         if labels is not None:  # the loss back-propagates through the head itself, on labelled rows only
             loss = _LabelSmoothedLMLoss.apply(out.last_hidden_state.flatten(0, 1), self.lm_head.weight,

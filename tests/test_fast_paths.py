@@ -178,3 +178,36 @@ def test_beams_share_encoder_states(processor, images):
         full = model(attention_mask=mask.repeat_interleave(3, 0), encoder_outputs=repeated, decoder_input_ids=tokens,
                      use_cache=False).logits
     torch.testing.assert_close(torch.cat(shared, 1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_decoding_head_copy_follows_the_weight():
+    """Decoding multiplies by a cached copy of the LM head's weight: same logits as the head, the copy
+    reused while the weight is unchanged, made again after an in-place update, dropped by train()."""
+    model = small_model(seed=9).eval()
+    hidden = torch.randn(3, 5, model.config.d_model)
+    with torch.no_grad():
+        logits = model.lm_logits(hidden)
+        torch.testing.assert_close(logits, model.lm_head(hidden))
+        copy = model._decoding_head[1]
+        model.lm_logits(hidden)
+        assert model._decoding_head[1] is copy
+        model.lm_head.weight.mul_(2.0)  # as an optimiser step does
+        torch.testing.assert_close(model.lm_logits(hidden), 2.0 * logits)
+    with torch.enable_grad():  # with autograd the head itself runs, so the weight gets its gradient
+        model.lm_logits(hidden).sum().backward()
+    assert model.lm_head.weight.grad is not None
+    model.train()
+    assert model._decoding_head is None
+
+
+def test_feed_forward_activation_in_place_without_autograd():
+    """Without autograd the feed-forward applies its activation in place: the same output exactly."""
+    model = small_model(seed=10).eval()
+    ffn = model.model.encoder.layers[0].ffn
+    assert ffn.act_in_place is not None  # the default activation (gelu) has an in-place form
+    x = torch.randn(2, 7, model.config.d_model)
+    with torch.no_grad():
+        fast = ffn(x)
+    plain = ffn(x)
+    assert plain.requires_grad
+    torch.testing.assert_close(fast, plain.detach(), rtol=0, atol=0)
