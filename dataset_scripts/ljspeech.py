@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test", type=int, default=500, help="clips held out for test")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    build_from_command_line("ljspeech", args.output, lambda: build(args.root, args.output, args.validation, args.test, args.seed))
+    build_from_command_line("ljspeech", args.output,
+                            lambda: build(args.root, args.output, args.validation, args.test, args.seed))
 
 
 if __name__ == "__main__":

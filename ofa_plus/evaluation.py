@@ -155,8 +155,8 @@ def _plain(value):
 
 
 def results_table(entries: list[dict]) -> str:
-    """Markdown table of scores; "rows swapped" scores each prediction against the next row's reference
-    (about equal to "score" when the model ignores its input)."""
+    """Markdown table of scores; "rows swapped" scores each prediction against another row's reference
+    (`swap_rows`: about equal to "score" when the model ignores its input)."""
     lines = ["| task | metric | score | rows swapped | trivial baseline | rows | distinct predictions |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for e in entries:

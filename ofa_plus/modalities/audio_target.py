@@ -384,8 +384,9 @@ def speech_forward(model, input_ids, attention_mask, pixel_values, encoder_outpu
 
 @torch.no_grad()
 def generate_speech(model, input_ids, attention_mask=None, pixel_values=None, encoder_outputs=None, *,
-                    input_features=None, input_features_mask=None, max_new_tokens: int | None = None, num_beams: int | None = 1,
-                    stop_threshold: float | None = None, seed: int = 0, **unused) -> SpeechGenerationOutput:
+                    input_features=None, input_features_mask=None, max_new_tokens: int | None = None,
+                    num_beams: int | None = 1, stop_threshold: float | None = None, seed: int = 0,
+                    **unused) -> SpeechGenerationOutput:
     """Autoregressive mel generation with the KV cache, ``frames_per_step`` frames per decoder step.
 
     Each row ends at the first frame whose sigmoid(stop logit) exceeds ``stop_threshold`` (default
