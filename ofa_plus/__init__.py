@@ -12,13 +12,13 @@ from transformers import (AutoConfig, AutoFeatureExtractor, AutoImageProcessor, 
 from .configuration_ofa_plus import PRESETS, OFAPlusConfig
 from .generation import DecodingConstraints
 from .instruction import Instruction, InstructionError, parse_instruction
-from .modalities import MODALITIES, get_modality, register_modality
+from .modalities import MODALITIES, Modality, ModalityAdaptor, get_modality, register_modality
 from .modalities.audio import OFAPlusAudioFeatureExtractor, load_audio
 from .modalities.image import OFAPlusImageProcessor
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration, OFAPlusModel, OFAPlusPreTrainedModel
+from .outputs import OUTPUT_KINDS, OutputKind, get_output_kind, register_output_kind
 from .plan import TaskPlan, compile_plan
 from .task_card import CardError, TaskCard, load_cards
-from .task_card import tasks_from_dicts as _tasks_from_dicts
 from .processing_ofa_plus import OFAPlusBatch, OFAPlusProcessor
 from .pipeline import OFAPlusPipeline
 from .pipeline import register as _register_pipeline
@@ -34,16 +34,12 @@ AutoFeatureExtractor.register(OFAPlusConfig, OFAPlusAudioFeatureExtractor, exist
 AutoProcessor.register(OFAPlusConfig, OFAPlusProcessor, exist_ok=True)
 _register_pipeline()
 
-# `model.tasks`: the task cards a trained model carries (config.task_cards), by name.
-# (Belongs in modeling_ofa_plus.py; set here while that file is being reworked.)
-OFAPlusPreTrainedModel.tasks = property(lambda self: _tasks_from_dicts(getattr(self.config, "task_cards", None)),
-                                        doc="The task cards the model was trained on, by name.")
-
 __version__ = "0.1.0"
 __all__ = [
-    "CardError", "DecodingConstraints", "Instruction", "InstructionError", "MODALITIES",
-    "OFAPlusAudioFeatureExtractor", "OFAPlusBatch", "OFAPlusConfig", "OFAPlusForConditionalGeneration",
+    "CardError", "DecodingConstraints", "Instruction", "InstructionError", "MODALITIES", "Modality",
+    "ModalityAdaptor", "OUTPUT_KINDS", "OutputKind", "OFAPlusAudioFeatureExtractor", "OFAPlusBatch", "OFAPlusConfig", "OFAPlusForConditionalGeneration",
     "OFAPlusImageProcessor", "OFAPlusModel", "OFAPlusPipeline", "OFAPlusPreTrainedModel", "OFAPlusProcessor",
     "OFAPlusTokenizer", "PRESETS", "TaskCard", "TaskPlan", "compile_plan", "load_audio", "load_cards",
-    "get_modality", "parse_instruction", "register_modality", "train_tokenizer",
+    "get_modality", "get_output_kind", "parse_instruction", "register_modality", "register_output_kind",
+    "train_tokenizer",
 ]

@@ -140,8 +140,12 @@ class OFAPlusConfig(PreTrainedConfig):
         tts_postnet_kernel: int = 5,
         tts_stop_threshold: float = 0.5,
         tts_stop_pos_weight: float = 5.0,
+        adaptors: list[str] | None = None,
+        output_kinds: list[str] | None = None,
         **kwargs,
     ):
+        self.adaptors = list(adaptors) if adaptors is not None else ["IMAGE", "AUDIO"]
+        self.output_kinds = list(output_kinds) if output_kinds is not None else ["tokens", "speech"]
         if image_backbone not in IMAGE_BACKBONES:
             raise ValueError(f"image_backbone must be one of {IMAGE_BACKBONES}, got {image_backbone!r}")
         if not 1 <= image_backbone_stages <= 4:

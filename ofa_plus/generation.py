@@ -1,7 +1,10 @@
-"""Decoding constraints of a task plan, as transformers `LogitsProcessor`s.
+"""Generation: the decoding constraints of a task plan and the model's `generate()`.
 
-The processor turns a plan's generator settings into token-level `DecodingConstraints` (it holds
-the tokenizer); `OFAPlusForConditionalGeneration.generate` turns those into logits processors.
+The processor turns a plan's generator settings into `DecodingConstraints` (it holds the tokenizer):
+which output kind generates the task and, for token outputs, its token-level rules.
+`OFAPlusGenerationMixin.generate` dispatches on that one object: token outputs go through
+transformers' `GenerationMixin.generate` with the rules as logits processors (`generate_tokens`),
+other output kinds through their own generator (`ofa_plus.outputs`).
 """
 
 from __future__ import annotations
@@ -9,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from transformers import LogitsProcessor
+from transformers import GenerationMixin, LogitsProcessor, LogitsProcessorList
+from transformers.cache_utils import EncoderDecoderCache
 
 from . import vocabulary as V
+from .outputs import OUTPUT_KINDS, get_output_kind
 
 
 class TrieLogitsProcessor(LogitsProcessor):
@@ -61,14 +66,15 @@ class BoxLogitsProcessor(LogitsProcessor):
 
 @dataclass
 class DecodingConstraints:
-    """Token-level decoding rules of one task: ``kind`` is "free", "closed_set" or "box" ("audio" marks an
-    AUDIO target: ``generate()`` then produces mel frames, with no token rules)."""
+    """How one task is generated: ``output_kind`` names the output kind (`ofa_plus.outputs`) whose
+    generator runs; for token outputs ``kind`` is the token-level rule: "free", "closed_set" or "box"."""
 
     kind: str = "free"
     sequences: list[list[int]] = field(default_factory=list)  # closed set: tokenised candidates + EOS
     eos_token_id: int = V.EOS_ID
     bin_offset: int = V.BIN_OFFSET
     num_bins: int = V.NUM_BINS
+    output_kind: str = "tokens"
 
     def logits_processors(self, prompt_length: int) -> list[LogitsProcessor]:
         if self.kind == "closed_set":
@@ -84,3 +90,82 @@ class DecodingConstraints:
         if self.kind == "closed_set":
             return {"max_new_tokens": max(len(s) for s in self.sequences)}
         return {}
+
+
+class OFAPlusGenerationMixin(GenerationMixin):
+    """`generate()` of `OFAPlusForConditionalGeneration`, for every output kind."""
+
+    @torch.no_grad()
+    def generate(self, inputs=None, generation_config=None, logits_processor=None, *,
+                 constraints: DecodingConstraints | None = None, **kwargs):
+        """Generate with the output kind and rules of ``constraints`` (from `OFAPlusProcessor`; without
+        it: free token generation).
+
+        Token outputs (`generate_tokens`) return what `GenerationMixin.generate` returns; an AUDIO target
+        returns a `SpeechGenerationOutput` (mels, ``mel_lengths``, ``stopped``); either way
+        ``processor.postprocess`` turns the result into user values."""
+        kind = get_output_kind(constraints.output_kind if constraints is not None else "tokens")
+        for key in ("ctc_labels", *(k for known in OUTPUT_KINDS.values() for k in known.label_keys)):
+            kwargs.pop(key, None)  # training targets, when a labelled batch is generated from
+        return kind.generate(self, inputs, generation_config, logits_processor, constraints, **kwargs)
+
+    def generate_tokens(self, inputs=None, generation_config=None, logits_processor=None,
+                        constraints: DecodingConstraints | None = None, **kwargs):
+        """`GenerationMixin.generate` plus the task's token rules: a trie over a closed set of answers, or
+        exactly four ordered location bins per box. Rows whose decoder prompts (``no_loss`` prefixes)
+        differ in length are generated group by group, so prompts are never padded, and the results
+        are right-padded back into one tensor."""
+        prompts = kwargs.get("decoder_input_ids")
+        lengths = None if prompts is None else prompts.ne(self.config.pad_token_id).sum(dim=1)
+        if lengths is not None and len(set(lengths.tolist())) > 1:
+            return self._generate_by_prompt_length(inputs, generation_config, logits_processor, constraints,
+                                                   lengths, kwargs)
+        prompt_length = 1 if prompts is None else prompts.shape[1]
+        processors = LogitsProcessorList(logits_processor or [])
+        if constraints is not None:
+            processors.extend(constraints.logits_processors(prompt_length))
+            for key, value in constraints.generate_kwargs(prompt_length).items():
+                kwargs.setdefault(key, value)
+        return GenerationMixin.generate(self, inputs, generation_config=generation_config,
+                                        logits_processor=processors, **kwargs)
+
+    def _expand_inputs_for_generation(self, expand_size=1, is_encoder_decoder=False, input_ids=None, **model_kwargs):
+        """Expand the decoder side per beam / returned sequence, but keep one copy of the encoder side.
+
+        The copies of a row would all hold the same encoder states; the decoder's cross-attention
+        instead lets a row's beams query its single copy (and its cross-attention cache is never
+        reordered), so beam search neither copies nor re-reads the encoder states per beam."""
+        encoder_side = ("encoder_outputs", "attention_mask", *self.get_encoder().input_keys)
+        shared = {k: model_kwargs.pop(k) for k in encoder_side if k in model_kwargs}
+        input_ids, model_kwargs = super()._expand_inputs_for_generation(expand_size, False, input_ids, **model_kwargs)
+        return input_ids, {**model_kwargs, **shared}
+
+    def _reorder_cache(self, cache: EncoderDecoderCache, beam_idx: torch.LongTensor) -> EncoderDecoderCache:
+        # beams move only within their row, whose cross-attention keys/values they all share
+        cache.self_attention_cache.reorder_cache(beam_idx)
+        return cache
+
+    def _generate_by_prompt_length(self, inputs, generation_config, logits_processor, constraints, lengths, kwargs):
+        encoder = self.get_encoder()
+        item_keys = set(encoder.input_keys)  # one entry per image / audio, not per row
+        batch_keys = [k for k, v in kwargs.items() if torch.is_tensor(v) and v.shape[:1] == lengths.shape
+                      and k not in item_keys]
+        outputs, rows = [], []
+        for length in sorted(set(lengths.tolist())):
+            index = (lengths == length).nonzero().flatten()
+            group = dict(kwargs)
+            for key in batch_keys:
+                group[key] = kwargs[key][index]
+            group["decoder_input_ids"] = kwargs["decoder_input_ids"][index, :length]
+            group.update(encoder.select_items(kwargs["input_ids"], index, kwargs))
+            sub_inputs = None if inputs is None else inputs[index]
+            outputs.append(self.generate_tokens(sub_inputs, generation_config, logits_processor, constraints, **group))
+            rows.append(index)
+        width = max(o.shape[1] for o in outputs)
+        per_row = outputs[0].shape[0] // len(rows[0])  # num_return_sequences: consecutive sequences per row
+        merged = outputs[0].new_full((len(lengths) * per_row, width), self.config.pad_token_id)
+        for out, index in zip(outputs, rows):
+            index = (index[:, None] * per_row + torch.arange(per_row, device=index.device)).flatten()
+            merged[index, : out.shape[1]] = out
+        return merged
+

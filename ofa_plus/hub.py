@@ -165,7 +165,7 @@ def push_model(model, repo_id: str, *, processor=None, results: str | Path | dic
         training_args = training_args if training_args is not None or args is None else json.loads(args.read_text())
     if processor is None:
         raise ValueError("push_model needs the processor too: push_model(model, repo_id, processor=processor)")
-    processor.task_cards = list(getattr(model.config, "task_cards", None) or processor.task_cards)
+    processor.task_cards = list(getattr(model.config, "task_cards", None) or [])  # their store: the model config
     card = model_card(model, repo_id, results=results, base_model=base_model, datasets=datasets, tags=tags,
                       license=license, training_args=training_args)
     api = HfApi(token=token)

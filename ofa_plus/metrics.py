@@ -578,8 +578,8 @@ def log_mel(value: Any, where: str = "audio"):
     import torch.nn.functional as F
 
     from .modalities.audio import load_audio
-    from .modalities.audio_target import MelSettings
-    from .modalities.audio_target import log_mel as target_log_mel
+    from .outputs.speech import MelSettings
+    from .outputs.speech import log_mel as target_log_mel
 
     if not isinstance(value, dict) and not hasattr(value, "get_all_samples"):
         mels = _to_numpy(value)

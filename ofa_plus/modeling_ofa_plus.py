@@ -9,12 +9,18 @@ OFAPlusForConditionalGeneration. OFA specifics:
   Q.K^T bias computed once per forward, and each layer adds its own relative-position bias, looked
   up per modality (1-D log buckets inside a text run, 2-D offsets inside one image) and zero
   between different segments. Nothing is added to the token embeddings except a type embedding.
-* Image segments are marked in ``input_ids`` by runs of the ``<image>`` placeholder; the image
-  adaptor's patch features replace them, so slots can come in any order and templates may differ
-  from row to row within a batch. Audio works the same way with ``<audio>`` placeholders, one per
-  subsampled frame (`AudioAdaptor`); an audio segment has 1-D positions and relative buckets like text.
+* Non-text inputs are marked in ``input_ids`` by runs of their modality's placeholder (``<image>``,
+  ``<audio>``); the adaptor of each modality in ``config.adaptors`` (built from the modality
+  registry) maps its batch keys to features that replace them, so slots can come in any order and
+  templates may differ from row to row within a batch. Image patches get 2-D positions and relative
+  offsets ("grid" adaptors); audio frames 1-D ones inside their segment, like text.
+* The decoder's output is read by the output kinds of ``config.output_kinds`` (`ofa_plus.outputs`):
+  the tied LM head for tokens, which this file trains; heads of other kinds (speech) are built here
+  and run by their kind, which `forward` and `generate` dispatch to.
 * ASR rows may carry ``ctc_labels`` (phone ids): a CTC loss on the encoder's audio states, with
   logits through the phone rows of the tied embedding, is added with weight ``config.ctc_weight``.
+
+Losses live in ``losses.py``, decoding in ``generation.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import GenerationMixin, LogitsProcessorList, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
@@ -33,12 +39,10 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 
 from .configuration_ofa_plus import OFAPlusConfig
-from .generation import DecodingConstraints
-from .modalities.audio import AudioAdaptor, audio_token_count
-from .modalities.audio_target import SpeechHead, generate_speech, speech_forward
-from .modalities.image import ImageAdaptor
-from .modalities.phone import CTC_BLANK
-from . import vocabulary as V
+from .generation import OFAPlusGenerationMixin
+from .losses import LabelSmoothedLMLoss, TiedHeadGradient, TiedTokenLookup, phone_ctc_logits, phone_ctc_loss
+from .modalities import ModalityAdaptor, get_modality
+from .outputs import get_output_kind
 
 
 def token_relative_buckets(relative: torch.Tensor, bucket_size: int, max_distance: int) -> torch.Tensor:
@@ -222,8 +226,15 @@ class OFAPlusPreTrainedModel(PreTrainedModel):
     input_modalities = ("text", "image", "audio")
     output_modalities = ("text", "audio")
     supports_gradient_checkpointing = True
-    _no_split_modules = ["OFAPlusEncoderLayer", "OFAPlusDecoderLayer", "ImageAdaptor", "AudioAdaptor"]
+    _no_split_modules = ["OFAPlusEncoderLayer", "OFAPlusDecoderLayer"]  # + the adaptors (OFAPlusModel)
     _supports_sdpa = True
+
+    @property
+    def tasks(self) -> dict:
+        """The task cards the model was trained on (``config.task_cards``), by name."""
+        from .task_card import tasks_from_dicts  # noqa: PLC0415 (task cards are a layer above the model)
+
+        return tasks_from_dicts(getattr(self.config, "task_cards", None))
 
     def _init_weights(self, module):
         std = self.config.init_std
@@ -243,8 +254,8 @@ class OFAPlusPreTrainedModel(PreTrainedModel):
             init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             if module.bias is not None:
                 init.zeros_(module.bias)
-        elif isinstance(module, AudioAdaptor):
-            init.zeros_(module.type_embedding)
+        elif isinstance(module, ModalityAdaptor):
+            module.reset_parameters_of_adaptor()
         elif isinstance(module, nn.BatchNorm2d):
             init.ones_(module.weight)
             init.zeros_(module.bias)
@@ -257,7 +268,7 @@ class OFAPlusPreTrainedModel(PreTrainedModel):
 
 
 class OFAPlusEncoder(nn.Module):
-    """Token + image segments -> contextual states. Segment layout is read off ``input_ids``."""
+    """Token and placeholder segments -> contextual states. Segment layout is read off ``input_ids``."""
 
     main_input_name = "input_ids"
 
@@ -266,8 +277,10 @@ class OFAPlusEncoder(nn.Module):
         self.config = config
         d, heads = config.d_model, config.encoder_attention_heads
         self.embed_tokens = embed_tokens
-        self.image_adaptor = ImageAdaptor(config)
-        self.audio_adaptor = AudioAdaptor(config)
+        # one adaptor per non-text input modality, as `<name>_adaptor` (e.g. image_adaptor)
+        self.modalities = [get_modality(name) for name in config.adaptors]
+        for modality in self.modalities:
+            self.add_module(f"{modality.name.lower()}_adaptor", modality.adaptor_class(config))
         self.type_embedding = nn.Embedding(2, d)  # 0 = token, 1 = image patch
         self.layernorm_embedding = nn.LayerNorm(d)
         self.dropout = nn.Dropout(config.dropout)
@@ -287,44 +300,58 @@ class OFAPlusEncoder(nn.Module):
         self.layer_norm = nn.LayerNorm(d)
         self.gradient_checkpointing = False
 
-    def segment_layout(self, input_ids: torch.Tensor, audio_start: torch.Tensor | None = None):
-        """Per token: is it an image patch, its segment id, and its position inside the segment.
+    def adaptor(self, modality) -> ModalityAdaptor:
+        return getattr(self, f"{modality.name.lower()}_adaptor")
 
-        ``audio_start`` marks the first ``<audio>`` placeholder of each audio, to split audios that
-        follow each other directly; without it each run of placeholders is one audio."""
-        is_image = input_ids == self.config.image_token_id
-        kind = is_image.long() + 2 * (input_ids == self.config.audio_token_id).long()  # text 0, image 1, audio 2
-        length = input_ids.shape[1]
-        index = torch.arange(length, device=input_ids.device).expand_as(input_ids)
-        run_start = kind != F.pad(kind[:, :-1], (1, 0), value=-1)
+    @property
+    def input_keys(self) -> tuple[str, ...]:
+        """The batch keys of every adaptor (``pixel_values``, ``input_features``, ...)."""
+        return tuple(key for modality in self.modalities for key in modality.batch_keys)
+
+    def token_kinds(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Per token: 0 for a text token, 1 + k for a placeholder of the k-th adaptor."""
+        kinds = torch.zeros_like(input_ids)
+        for k, modality in enumerate(self.modalities):
+            kinds = kinds.masked_fill(input_ids == modality.placeholder_id, k + 1)
+        return kinds
+
+    def segment_layout(self, input_ids: torch.Tensor, item_start: torch.Tensor | None = None):
+        """Per token: is it on the image grid, its segment id, and its position inside the segment.
+
+        ``item_start`` marks the first placeholder of each image / audio, to split items that follow
+        each other directly; without it a run of image placeholders splits every ``image_tokens`` and
+        any other run is one item."""
+        return self._layout(self.token_kinds(input_ids), item_start)
+
+    def _layout(self, kinds: torch.Tensor, item_start: torch.Tensor | None):
+        is_grid = kinds.new_tensor([False] + [self.adaptor(m).position_kind == "grid" for m in self.modalities],
+                                   dtype=torch.bool)[kinds]
+        length = kinds.shape[1]
+        index = torch.arange(length, device=kinds.device).expand_as(kinds)
+        run_start = kinds != F.pad(kinds[:, :-1], (1, 0), value=-1)
         in_run = index - torch.cummax(torch.where(run_start, index, 0), dim=1).values
         # a run of image placeholders may hold several images back to back: split every image_tokens
-        segment_start = (run_start & ~is_image) | (is_image & (in_run % self.config.image_tokens == 0))
-        if audio_start is not None:
-            segment_start = segment_start | audio_start
+        segment_start = run_start | (is_grid & (in_run % self.config.image_tokens == 0))
+        if item_start is not None:
+            segment_start = segment_start | item_start
         segment_id = segment_start.cumsum(dim=1)
         position = index - torch.cummax(torch.where(segment_start, index, 0), dim=1).values
-        return is_image, segment_id, position
+        return is_grid, segment_id, position
 
-    def position_biases(self, input_ids: torch.Tensor, dtype: torch.dtype, audio_start: torch.Tensor | None = None):
+    def position_biases(self, input_ids: torch.Tensor, dtype: torch.dtype, item_start: torch.Tensor | None = None):
         """Every layer's position bias, absolute + relative, as ``(layers, U, H, L, L)``, and per row
         which of the ``U`` distinct layouts it has (None when all rows share one).
 
-        The biases depend only on where the image patches and audio segments are, and the rows of
-        one task's batch nearly always share that layout (padding is text too), so they are computed
-        once per layout rather than once per row: the same values, a fraction of the work and memory."""
+        The biases depend only on where the placeholder segments are, and the rows of one task's
+        batch nearly always share that layout (padding is text too), so they are computed once per
+        layout rather than once per row: the same values, a fraction of the work and memory."""
         config = self.config
-        # layout code per token: 0 text, 1 image patch, 2 audio frame, 3 first frame of an audio
-        codes = (input_ids == config.image_token_id).to(torch.uint8)
-        is_audio = input_ids == config.audio_token_id
-        if audio_start is not None or bool(is_audio.any()):
-            codes = codes + 2 * is_audio.to(torch.uint8)
-            if audio_start is not None:
-                codes = codes + audio_start.to(torch.uint8)
+        # layout code per token: its kind, and whether it starts an item
+        codes = 2 * self.token_kinds(input_ids)
+        if item_start is not None:
+            codes = codes + item_start.long()
         layouts, row_layout = torch.unique(codes, dim=0, return_inverse=True)
-        layout_ids = torch.where(layouts == 1, config.image_token_id,
-                                 torch.where(layouts >= 2, config.audio_token_id, 0))
-        is_image, segment_id, position = self.segment_layout(layout_ids, layouts == 3)
+        is_image, segment_id, position = self._layout(layouts // 2, layouts % 2 == 1)
         if bool((position[~is_image] >= config.max_positions).any()):
             raise ValueError(f"a text or audio segment is longer than max_positions={config.max_positions}")
         run_end = is_image & ~F.pad(is_image[:, 1:], (0, 1), value=False)
@@ -353,54 +380,70 @@ class OFAPlusEncoder(nn.Module):
         relative = F.embedding(bucket, tables).unflatten(-1, (len(self.relative_bias), -1)).permute(3, 0, 4, 1, 2)
         return absolute + relative.to(dtype), (row_layout if len(layouts) > 1 else None)
 
-    def embed_audio(self, x, input_ids, input_features, input_features_mask):
-        """Scatter the adaptor's audio features into the ``<audio>`` placeholders; return the new
-        embeddings and the mark of each audio's first placeholder (audios may follow each other)."""
-        is_audio = input_ids == self.config.audio_token_id
-        if input_features is None:
-            raise ValueError("input_ids contain <audio> placeholders but no input_features were given")
-        if input_features_mask is None:
-            frames = torch.full((input_features.shape[0],), input_features.shape[1], device=input_ids.device)
-        else:
-            frames = input_features_mask.sum(dim=1).to(input_ids.device)
-        counts = audio_token_count(frames)
-        n_audio_tokens = int(is_audio.sum())
-        if int(counts.sum()) != n_audio_tokens:
-            raise ValueError(f"{len(counts)} audios give {int(counts.sum())} audio tokens after subsampling but "
-                             f"input_ids hold {n_audio_tokens} <audio> placeholders")
-        features = self.audio_adaptor(input_features.to(x.dtype))
-        keep = torch.arange(features.shape[1], device=features.device) < counts[:, None].to(features.device)
-        x = x.masked_scatter(is_audio[..., None], features[keep].to(x.dtype))
-        # the k-th audio starts at the (counts[0] + ... + counts[k-1])-th placeholder in row-major order
-        placeholders = is_audio.flatten().nonzero().squeeze(1)
-        firsts = (torch.cumsum(counts, 0) - counts)[counts > 0]
-        audio_start = torch.zeros(is_audio.numel(), dtype=torch.bool, device=input_ids.device)
-        audio_start[placeholders[firsts]] = True
-        return x, audio_start.view_as(is_audio)
+    def embed_inputs(self, x: torch.Tensor, input_ids: torch.Tensor, **batch):
+        """Scatter each adaptor's features into its placeholders, item by item in row order; return the
+        new embeddings and the mark of each item's first placeholder (None without placeholders)."""
+        item_start = None
+        for modality in self.modalities:
+            is_item = input_ids == modality.placeholder_id
+            placeholders = int(is_item.sum())
+            if not placeholders:
+                continue
+            name, first_key = modality.name.lower(), modality.batch_keys[0]
+            if batch.get(first_key) is None:
+                raise ValueError(f"input_ids contain <{name}> placeholders but no {first_key} were given")
+            # floating-point inputs follow the embeddings' dtype (under autocast the features come back in it)
+            keys = {k: batch[k].to(x.dtype) if batch.get(k) is not None and batch[k].is_floating_point()
+                    else batch.get(k) for k in modality.batch_keys}
+            adaptor = self.adaptor(modality)
+            counts = adaptor.token_counts(**keys).to(input_ids.device)
+            if int(counts.sum()) != placeholders:
+                raise ValueError(f"{len(counts)} {name}s give {int(counts.sum())} {adaptor.token_name} but "
+                                 f"input_ids hold {placeholders} <{name}> placeholders")
+            features = adaptor(**keys)
+            keep = torch.arange(features.shape[1], device=features.device) < counts[:, None].to(features.device)
+            x = x.masked_scatter(is_item[..., None], features[keep].to(x.dtype))
+            # the k-th item starts at the (counts[0] + ... + counts[k-1])-th placeholder in row-major order
+            positions = is_item.flatten().nonzero().squeeze(1)
+            firsts = (torch.cumsum(counts, 0) - counts)[counts > 0]
+            last_rows = positions[firsts + counts[counts > 0] - 1] // input_ids.shape[1]
+            if bool((positions[firsts] // input_ids.shape[1] != last_rows).any()):
+                raise ValueError(f"the <{name}> placeholders of a row are not a whole number of {name}s")
+            start = torch.zeros(is_item.numel(), dtype=torch.bool, device=input_ids.device)
+            start[positions[firsts]] = True
+            item_start = start.view_as(is_item) if item_start is None else item_start | start.view_as(is_item)
+        return x, item_start
+
+    def select_items(self, input_ids: torch.Tensor, rows: torch.Tensor, batch: dict) -> dict:
+        """The adaptor inputs of ``batch`` (one entry per image / audio, in row order) that belong to
+        ``rows`` of ``input_ids``."""
+        selected = {}
+        for modality in self.modalities:
+            keys = {k: batch[k] for k in modality.batch_keys if batch.get(k) is not None}
+            if modality.batch_keys[0] not in keys:
+                continue
+            counts = self.adaptor(modality).token_counts(**keys).cpu()
+            row_end = torch.cumsum((input_ids == modality.placeholder_id).sum(dim=1).cpu(), 0)
+            item_row = torch.searchsorted(row_end, torch.cumsum(counts, 0) - counts, right=True)
+            keep = torch.isin(item_row, rows.cpu()).nonzero().flatten()
+            selected.update({k: v[keep.to(v.device)] for k, v in keys.items()})
+        return selected
 
     def forward(self, input_ids=None, attention_mask=None, pixel_values=None, inputs_embeds=None,
-                output_hidden_states=False, return_dict=True, input_features=None, input_features_mask=None,
-                **kwargs):
+                output_hidden_states=False, return_dict=True, **kwargs):
+        """``kwargs``: the batch keys of the adaptors (``input_features``, ...); others are ignored."""
         if input_ids is None:
-            raise ValueError("OFAPlusEncoder needs input_ids: they carry the segment layout (image placeholders)")
-        is_image = input_ids == self.config.image_token_id
+            raise ValueError("OFAPlusEncoder needs input_ids: they carry the segment layout (placeholders)")
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
-        n_image_tokens = int(is_image.sum())
-        if n_image_tokens:
-            if pixel_values is None:
-                raise ValueError("input_ids contain <image> placeholders but no pixel_values were given")
-            features = self.image_adaptor(pixel_values.to(x.dtype))
-            if features.shape[0] * features.shape[1] != n_image_tokens:
-                raise ValueError(f"{features.shape[0]} images give {features.shape[0] * features.shape[1]} patch "
-                                 f"tokens but input_ids hold {n_image_tokens} <image> placeholders")
-            # under autocast the backbone returns bf16/fp16 features while the embeddings stay fp32
-            x = x.masked_scatter(is_image[..., None], features.reshape(-1, x.shape[-1]).to(x.dtype))
-        audio_start = None
-        if bool((input_ids == self.config.audio_token_id).any()):
-            x, audio_start = self.embed_audio(x, input_ids, input_features, input_features_mask)
-        x = self.dropout(self.layernorm_embedding(x + self.type_embedding(is_image.long())))
+        modality_inputs = {k: kwargs[k] for k in self.input_keys if k in kwargs}
+        x, item_start = self.embed_inputs(x, input_ids, pixel_values=pixel_values, **modality_inputs)
+        type_ids = torch.zeros_like(input_ids)
+        for modality in self.modalities:
+            if self.adaptor(modality).type_id:
+                type_ids = type_ids.masked_fill(input_ids == modality.placeholder_id, self.adaptor(modality).type_id)
+        x = self.dropout(self.layernorm_embedding(x + self.type_embedding(type_ids)))
 
-        position_bias, row_layout = self.position_biases(input_ids, x.dtype, audio_start)
+        position_bias, row_layout = self.position_biases(input_ids, x.dtype, item_start)
         if row_layout is not None:  # rows of different layouts: gather each row's biases
             position_bias = position_bias[:, row_layout]
         padding = None if attention_mask is None else _padding_bias(attention_mask, x.dtype)
@@ -485,6 +528,8 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
         self.shared = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
         self.encoder = OFAPlusEncoder(config, self.shared)
         self.decoder = OFAPlusDecoder(config, self.shared)
+        self._no_split_modules = [*self._no_split_modules,
+                                  *(type(self.encoder.adaptor(m)).__name__ for m in self.encoder.modalities)]
         self.post_init()
 
     def get_input_embeddings(self):
@@ -496,12 +541,19 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
     def get_encoder(self):
         return self.encoder
 
-    def forward(self, input_ids=None, attention_mask=None, pixel_values=None, decoder_input_ids=None,
-                encoder_outputs=None, cache: Cache | None = None, use_cache=None, output_hidden_states=None,
-                input_features=None, input_features_mask=None, decoder_inputs_embeds=None,
-                tied_head_gradient: TiedHeadGradient | None = None, **kwargs):
-        """``tied_head_gradient`` (internal, from `OFAPlusForConditionalGeneration`): when the token lookup
-        below runs, its backward adds its rows into the LM loss's gradient of the tied table (see there)."""
+    def get_decoder(self):
+        return self.decoder
+
+    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
+                pixel_values: torch.FloatTensor | None = None, decoder_input_ids: torch.LongTensor | None = None,
+                encoder_outputs: BaseModelOutput | None = None, cache: Cache | None = None,
+                use_cache: bool | None = None, output_hidden_states: bool | None = None,
+                decoder_inputs_embeds: torch.FloatTensor | None = None,
+                tied_head_gradient: TiedHeadGradient | None = None, **modality_inputs) -> Seq2SeqModelOutput:
+        """``modality_inputs``: the adaptors' batch keys besides ``pixel_values`` (``input_features``,
+        ``input_features_mask``, ...). ``tied_head_gradient`` (internal, from
+        `OFAPlusForConditionalGeneration`): when the token lookup below runs, its backward adds its rows
+        into the LM loss's gradient of the tied table (see `ofa_plus.losses.TiedHeadGradient`)."""
         inputs_embeds = None
         if (encoder_outputs is None and input_ids is not None and decoder_input_ids is not None
                 and decoder_inputs_embeds is None):
@@ -509,16 +561,17 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
             # the token lookups rather than two, each as large as the table
             ids = torch.cat([input_ids.flatten(), decoder_input_ids.flatten()])
             if tied_head_gradient is not None and torch.is_grad_enabled() and self.shared.weight.requires_grad:
-                tokens = _TiedTokenLookup.apply(ids, self.shared.weight, self.shared.padding_idx, tied_head_gradient)
+                tokens = TiedTokenLookup.apply(ids, self.shared.weight, self.shared.padding_idx, tied_head_gradient)
             else:
                 tokens = F.embedding(ids, self.shared.weight, self.shared.padding_idx)
             inputs_embeds, decoder_inputs_embeds = tokens.split([input_ids.numel(), decoder_input_ids.numel()])
             inputs_embeds = inputs_embeds.view(*input_ids.shape, -1)
             decoder_inputs_embeds = decoder_inputs_embeds.view(*decoder_input_ids.shape, -1)
         if encoder_outputs is None:
+            encoder_inputs = {k: modality_inputs[k] for k in self.encoder.input_keys if k in modality_inputs}
             encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
                                            inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states,
-                                           input_features=input_features, input_features_mask=input_features_mask)
+                                           **encoder_inputs)
         use_cache = self.config.use_cache if use_cache is None else use_cache
         if use_cache and cache is None:
             cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
@@ -529,105 +582,6 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states,
         )
-
-
-def _gather_rows(source: torch.Tensor, index: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """source[index] written into ``out`` (in its dtype), without a temporary when the dtypes match."""
-    if source.dtype == out.dtype:
-        return torch.index_select(source, 0, index, out=out)
-    return out.copy_(source.index_select(0, index))
-
-
-class TiedHeadGradient:
-    """Carries the LM loss's gradient of the tied token table to the token lookup's backward pass.
-
-    The table gets gradients from the LM head (dense: every row has a logit) and from the token lookups
-    (a few rows). Left to autograd, the lookup's part is a second table-sized buffer, zero-filled and
-    then added to the head's (183 MB each at base, page-faulted in fresh every step). Instead the
-    loss's backward leaves its dense gradient here, and the lookup's backward, which autograd runs
-    after it (the decoder's input comes from the lookup), adds its rows into that buffer and returns
-    the sum. The table then still receives one gradient through one AccumulateGrad, so gradient
-    hooks (DistributedDataParallel's) fire as usual."""
-
-    def __init__(self):
-        self.lookup_in_graph = False  # set by the lookup's forward: only then may the loss hand its part over
-        self.head = None  # the loss's gradient of the table, waiting for the lookup's backward
-
-
-class _TiedTokenLookup(torch.autograd.Function):
-    """``F.embedding(ids, weight, padding_idx)`` whose backward adds the rows' gradients into the
-    tied LM head's gradient of ``weight`` (see `TiedHeadGradient`)."""
-
-    @staticmethod
-    def forward(ctx, ids, weight, padding_idx, tied: TiedHeadGradient):
-        tied.lookup_in_graph = True
-        ctx.save_for_backward(ids)
-        ctx.padding_idx, ctx.tied, ctx.weight_layout = padding_idx, tied, (weight.shape, weight.stride())
-        return F.embedding(ids, weight, padding_idx)
-
-    @staticmethod
-    def backward(ctx, grad_rows):
-        (ids,) = ctx.saved_tensors
-        grad_weight, ctx.tied.head = ctx.tied.head, None
-        if grad_weight is None:  # the loss took no gradient for the table (e.g. only the logits were used)
-            grad_weight = grad_rows.new_empty_strided(*ctx.weight_layout).zero_()
-        keep = ids != ctx.padding_idx if ctx.padding_idx is not None else slice(None)  # as F.embedding
-        grad_weight.index_add_(0, ids[keep], grad_rows[keep].to(grad_weight.dtype))
-        return None, grad_weight, None, None
-
-
-class _LabelSmoothedLMLoss(torch.autograd.Function):
-    """The LM head's label-smoothed token loss, with the head's backward pass on labelled rows only.
-
-    Value and gradients equal ``F.cross_entropy(hidden @ weight.T, labels, ignore_index=-100,
-    label_smoothing=eps)``. The forward pass reads the logits the model returns anyway, a few rows at
-    a time through one small buffer (no (tokens, vocab) temporaries); the backward pass writes
-    softmax - eps / V - (1 - eps) * onehot for the labelled rows into one buffer and multiplies it into
-    the hidden states and the weight. Rows without a label (padding, no_loss prompts) cost nothing,
-    and neither the log-probabilities nor autograd's separate gradient terms are kept."""
-
-    @staticmethod
-    def forward(ctx, hidden, weight, logits, labels, eps: float, tied: TiedHeadGradient | None = None):
-        rows = (labels != -100).nonzero().squeeze(1)
-        target = labels[rows]
-        dtype = torch.promote_types(logits.dtype, torch.float32)  # bf16/fp16 logits: work in fp32
-        chunk = max(1, 2**20 // logits.shape[-1])  # ~4 MB of fp32 logits at a time
-        buffer = logits.new_empty(min(chunk, len(rows)), logits.shape[-1], dtype=dtype)
-        lse, mean = logits.new_empty(len(rows), dtype=dtype), logits.new_empty(len(rows), dtype=dtype)
-        for start in range(0, len(rows), chunk):
-            end = start + chunk
-            part = _gather_rows(logits, rows[start:end], buffer[: len(rows[start:end])])
-            mean[start:end] = part.mean(dim=-1)
-            top = part.amax(dim=-1, keepdim=True)  # log-sum-exp, in place
-            lse[start:end] = part.sub_(top).exp_().sum(dim=-1).log_() + top.squeeze(-1)
-        target_logit = logits[rows, target].to(dtype)
-        ctx.save_for_backward(hidden, weight, logits, rows, target, lse)
-        ctx.eps, ctx.chunk, ctx.tied = eps, chunk, tied
-        # -log p(target) = lse - z_target; the mean of -log p over the vocabulary = lse - mean(z)
-        return (lse - (1 - eps) * target_logit - eps * mean).sum() / len(rows)
-
-    @staticmethod
-    def backward(ctx, grad_loss):
-        hidden, weight, logits, rows, target, lse = ctx.saved_tensors
-        eps, vocab = ctx.eps, logits.shape[-1]
-        scale = grad_loss / len(rows)
-        grad = torch.empty(len(rows), vocab, dtype=lse.dtype, device=logits.device)
-        for start in range(0, len(rows), ctx.chunk):  # chunk by chunk, while it is in cache
-            end = start + ctx.chunk
-            part = _gather_rows(logits, rows[start:end], grad[start:end])
-            part.sub_(lse[start:end, None]).exp_().sub_(eps / vocab)
-            part[torch.arange(len(part), device=part.device), target[start:end]] -= 1 - eps
-            part.mul_(scale)
-        grad = grad.to(weight.dtype)
-        grad_hidden = grad_weight = None
-        if ctx.needs_input_grad[0]:
-            grad_hidden = torch.zeros_like(hidden)
-            grad_hidden[rows] = (grad @ weight).to(hidden.dtype)
-        if ctx.needs_input_grad[1]:
-            grad_weight = (grad.t() @ hidden[rows].to(grad.dtype)).to(weight.dtype)
-            if ctx.tied is not None and ctx.tied.lookup_in_graph:  # the token lookup returns it, with its rows
-                ctx.tied.head, grad_weight = grad_weight, None
-        return grad_hidden, grad_weight, None, None, None, None
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, start_token_id: int) -> torch.Tensor:
@@ -644,14 +598,18 @@ class OFAPlusSeq2SeqLMOutput(Seq2SeqLMOutput):
     ctc_loss: torch.FloatTensor | None = None
 
 
-class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
+class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, OFAPlusGenerationMixin):
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
 
     def __init__(self, config: OFAPlusConfig):
         super().__init__(config)
         self.model = OFAPlusModel(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        self.speech_head = SpeechHead(config)  # AUDIO targets (text-to-speech)
+        # the heads of the other output kinds, as `<name>_head` (e.g. speech_head for AUDIO targets)
+        self.output_kinds = [get_output_kind(name) for name in config.output_kinds]
+        for kind in self.output_kinds:
+            if kind.head_class is not None:
+                self.add_module(f"{kind.name}_head", kind.head_class(config))
         self.post_init()
 
     _decoding_head: tuple | None = None  # (what the copy was made from, the (d_model, vocab) copy); see lm_logits
@@ -660,11 +618,11 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
         """The LM head: ``hidden @ lm_head.weight.T``.
 
         Decoding on CPU (eval mode, no gradient) multiplies by a cached (d_model, vocab) contiguous copy
-        of the weight instead. With the weight's own (vocab, d_model) layout the product of the few rows
-        of a decoding step runs 10-20% slower here (base, 59.6k x 768: 44 ms against 36 ms for 16 rows),
-        and at base the head is a quarter to a third of each step. The copy costs the table's memory
-        again while the model is in eval mode: it is made again when the weight changes (in place or
-        replaced) and dropped by ``train()``. Elsewhere (training, CUDA) it is the plain head."""
+        of the weight instead: with the weight's own (vocab, d_model) layout the product of the few
+        rows of a decoding step is slower there (benchmarks/README.md has the figures). The copy
+        costs the table's memory again while the model is in eval mode: it is made again when the
+        weight changes (in place or replaced) and dropped by ``train()``. Elsewhere (training, CUDA)
+        it is the plain head."""
         weight = self.lm_head.weight
         if self.training or hidden.device.type != "cpu" or (torch.is_grad_enabled() and weight.requires_grad):
             return self.lm_head(hidden)
@@ -681,28 +639,37 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
     def get_encoder(self):
         return self.model.encoder
 
-    def forward(self, input_ids=None, attention_mask=None, pixel_values=None, decoder_input_ids=None,
-                encoder_outputs=None, cache: Cache | None = None, labels=None, use_cache=None,
-                output_hidden_states=None, return_dict=None, input_features=None, input_features_mask=None,
-                ctc_labels=None, mel_labels=None, mel_lengths=None, **kwargs):
+    def get_decoder(self):
+        return self.model.decoder
+
+    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
+                pixel_values: torch.FloatTensor | None = None, decoder_input_ids: torch.LongTensor | None = None,
+                encoder_outputs: BaseModelOutput | None = None, cache: Cache | None = None,
+                labels: torch.LongTensor | None = None, use_cache: bool | None = None,
+                output_hidden_states: bool | None = None, return_dict: bool | None = None,
+                input_features: torch.FloatTensor | None = None, input_features_mask: torch.Tensor | None = None,
+                ctc_labels: torch.LongTensor | None = None, **kwargs):
         r"""
         labels (`torch.LongTensor` of shape `(batch, target_length)`, *optional*):
             Target ids; -100 marks positions without loss (padding, `no_loss` prefixes). When
             `decoder_input_ids` is not given it is `labels` shifted right behind the start token.
-        mel_labels (`torch.FloatTensor` of shape `(batch, frames, tts_num_mel_bins)`, *optional*):
-            An AUDIO target's log-mel frames (zero-padded; `mel_lengths` gives each row's count). The
-            decoder then runs on prenet-embedded frames and the output is an `OFAPlusSpeechOutput`
-            with the Tacotron loss (see `ofa_plus.modalities.audio_target`).
         input_features (`torch.FloatTensor` of shape `(audios, frames, audio_feature_size)`, *optional*):
             Filterbanks of the batch's audios in row order (`OFAPlusAudioFeatureExtractor`), with
-            `input_features_mask` `(audios, frames)` marking real frames.
+            `input_features_mask` `(audios, frames)` marking real frames. Other adaptors' batch keys
+            come as keyword arguments too.
         ctc_labels (`torch.LongTensor` of shape `(batch, phones)`, *optional*):
             Phone ids (padded with -100) of each row's transcript: adds `config.ctc_weight` times a
             CTC loss on the encoder states of the row's audio placeholders (with `labels` only).
+        kwargs:
+            The targets of another output kind, e.g. `mel_labels` and `mel_lengths` (an AUDIO target's
+            log-mel frames, `ofa_plus.outputs.speech`): that kind's head then runs, and its output
+            (with its loss) is returned.
         """
-        if mel_labels is not None:
-            return speech_forward(self, input_ids, attention_mask, pixel_values, encoder_outputs, mel_labels,
-                                  mel_lengths, input_features=input_features, input_features_mask=input_features_mask)
+        modality_inputs = {"input_features": input_features, "input_features_mask": input_features_mask, **kwargs}
+        for kind in self.output_kinds:  # another output kind's targets: its own forward and loss
+            if kind.head_class is not None and any(kwargs.get(key) is not None for key in kind.label_keys):
+                return kind.forward(self, input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
+                                    encoder_outputs=encoder_outputs, **modality_inputs)
         if labels is not None:
             use_cache = False
             if decoder_input_ids is None:
@@ -712,145 +679,21 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, GenerationMixin):
         tied = TiedHeadGradient() if labels is not None and self.lm_head.weight is self.model.shared.weight else None
         out = self.model(input_ids, attention_mask, pixel_values, decoder_input_ids, encoder_outputs,
                          cache=cache, use_cache=use_cache, output_hidden_states=output_hidden_states,
-                         input_features=input_features, input_features_mask=input_features_mask,
-                         tied_head_gradient=tied)
+                         tied_head_gradient=tied, **modality_inputs)
         logits = self.lm_logits(out.last_hidden_state)
         loss = ctc_loss = None
         if labels is not None:  # the loss back-propagates through the head itself, on labelled rows only
-            loss = _LabelSmoothedLMLoss.apply(out.last_hidden_state.flatten(0, 1), self.lm_head.weight,
-                                              logits.detach().flatten(0, 1), labels.flatten(),
-                                              self.config.label_smoothing, tied)
+            loss = LabelSmoothedLMLoss.apply(out.last_hidden_state.flatten(0, 1), self.lm_head.weight,
+                                             logits.detach().flatten(0, 1), labels.flatten(),
+                                             self.config.label_smoothing, tied)
             if ctc_labels is not None:
-                ctc_loss = self.phone_ctc_loss(out.encoder_last_hidden_state, input_ids, ctc_labels)
+                ctc_loss = phone_ctc_loss(out.encoder_last_hidden_state, input_ids, ctc_labels,
+                                          self.model.shared.weight, self.config.audio_token_id)
                 loss = loss + self.config.ctc_weight * ctc_loss
         return OFAPlusSeq2SeqLMOutput(loss=loss, logits=logits, cache=out.cache,
                                       encoder_last_hidden_state=out.encoder_last_hidden_state,
                                       encoder_hidden_states=out.encoder_hidden_states, ctc_loss=ctc_loss)
 
     def phone_ctc_logits(self, encoder_states: torch.Tensor) -> torch.Tensor:
-        """Encoder states -> scores of the ``NUM_PHONE_SLOTS`` phone classes, through the phone rows of
-        the tied embedding; class `phone.CTC_BLANK` (the last, unused phone slot) is the CTC blank."""
-        phones = self.model.shared.weight[V.PHONE_OFFSET: V.PHONE_OFFSET + V.NUM_PHONE_SLOTS]
-        return encoder_states @ phones.t().to(encoder_states.dtype)
-
-    def phone_ctc_loss(self, encoder_states, input_ids, ctc_labels) -> torch.Tensor:
-        """Mean over rows of CTC(-log p(phones | the row's audio states)) / phones (F.ctc_loss "mean")."""
-        if input_ids is None:
-            raise ValueError("ctc_labels need input_ids: the <audio> placeholders say where the audio states are")
-        is_audio = input_ids == self.config.audio_token_id
-        rows = (ctc_labels != -100).any(dim=1)
-        if not bool(rows.any()):
-            return encoder_states.new_zeros(())
-        is_audio, states, ctc_labels = is_audio[rows], encoder_states[rows], ctc_labels[rows]
-        lengths = is_audio.sum(dim=1)
-        if bool((lengths == 0).any()):
-            raise ValueError("a row has ctc_labels but no <audio> placeholders")
-        # gather each row's audio states to the front: (rows, max audio tokens, d)
-        order = torch.sort((~is_audio).to(torch.uint8), dim=1, stable=True).indices[:, : int(lengths.max())]
-        audio_states = states.gather(1, order[..., None].expand(-1, -1, states.shape[-1]))
-        log_probs = self.phone_ctc_logits(audio_states).float().log_softmax(dim=-1)
-        targets = (ctc_labels - V.PHONE_OFFSET).clamp(min=0)
-        return F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, (ctc_labels != -100).sum(dim=1),
-                          blank=CTC_BLANK, reduction="mean", zero_infinity=True)
-
-    @torch.no_grad()
-    def generate(self, inputs=None, generation_config=None, logits_processor=None, *,
-                 constraints: DecodingConstraints | None = None, task_plan=None, **kwargs):
-        """`GenerationMixin.generate`, plus the task's decoding constraints when the processor gives them.
-
-        ``constraints`` (from `OFAPlusProcessor`) adds the plan's logits processors: a trie over a
-        closed set of answers, or exactly four ordered location bins per box. Rows whose decoder
-        prompts (``no_loss`` prefixes) differ in length are generated group by group, so prompts are
-        never padded, and the results are right-padded back into one tensor.
-
-        For an AUDIO target (the plan's generator kind "audio") it runs
-        `ofa_plus.modalities.audio_target.generate_speech` instead and returns a `SpeechGenerationOutput`
-        (mels, ``mel_lengths``, ``stopped``) that ``processor.postprocess`` turns into waveforms.
-        """
-        if (constraints is not None and constraints.kind == "audio") or (
-                task_plan is not None and task_plan.generator.kind == "audio"):
-            # an AUDIO target: mel frames, not tokens (returns a `SpeechGenerationOutput`)
-            return generate_speech(self, inputs if inputs is not None else kwargs.pop("input_ids", None),
-                                   generation_config=generation_config, logits_processor=logits_processor, **kwargs)
-        del task_plan  # carried by the processor's output for postprocess(); nothing to do here
-        kwargs.pop("ctc_labels", None)  # a training target, when a labelled batch is generated from
-        prompts = kwargs.get("decoder_input_ids")
-        lengths = None if prompts is None else prompts.ne(self.config.pad_token_id).sum(dim=1)
-        if lengths is not None and len(set(lengths.tolist())) > 1:
-            return self._generate_by_prompt_length(inputs, generation_config, logits_processor, constraints,
-                                                   lengths, kwargs)
-        prompt_length = 1 if prompts is None else prompts.shape[1]
-        processors = LogitsProcessorList(logits_processor or [])
-        if constraints is not None:
-            processors.extend(constraints.logits_processors(prompt_length))
-            for key, value in constraints.generate_kwargs(prompt_length).items():
-                kwargs.setdefault(key, value)
-        return super().generate(inputs, generation_config=generation_config, logits_processor=processors, **kwargs)
-
-    def _expand_inputs_for_generation(self, expand_size=1, is_encoder_decoder=False, input_ids=None, **model_kwargs):
-        """Expand the decoder side per beam / returned sequence, but keep one copy of the encoder side.
-
-        The copies of a row would all hold the same encoder states; the decoder's cross-attention
-        instead lets a row's beams query its single copy (and its cross-attention cache is never
-        reordered), so beam search neither copies nor re-reads the encoder states per beam."""
-        shared = {k: model_kwargs.pop(k) for k in ("encoder_outputs", "attention_mask", "pixel_values",
-                                                   "input_features", "input_features_mask") if k in model_kwargs}
-        input_ids, model_kwargs = super()._expand_inputs_for_generation(expand_size, False, input_ids, **model_kwargs)
-        return input_ids, {**model_kwargs, **shared}
-
-    def _reorder_cache(self, cache: EncoderDecoderCache, beam_idx: torch.LongTensor) -> EncoderDecoderCache:
-        # beams move only within their row, whose cross-attention keys/values they all share
-        cache.self_attention_cache.reorder_cache(beam_idx)
-        return cache
-
-    def _generate_by_prompt_length(self, inputs, generation_config, logits_processor, constraints, lengths, kwargs):
-        batch_keys = [k for k, v in kwargs.items() if torch.is_tensor(v) and v.shape[:1] == lengths.shape
-                      and k not in ("pixel_values", "input_features", "input_features_mask")]
-        outputs, rows = [], []
-        for length in sorted(set(lengths.tolist())):
-            index = (lengths == length).nonzero().flatten()
-            group = dict(kwargs)
-            for key in batch_keys:
-                group[key] = kwargs[key][index]
-            group["decoder_input_ids"] = kwargs["decoder_input_ids"][index, :length]
-            if kwargs.get("pixel_values") is not None:
-                group["pixel_values"] = _select_images(kwargs["input_ids"], kwargs["pixel_values"], index,
-                                                       self.config.image_token_id, self.config.image_tokens)
-            if kwargs.get("input_features") is not None:
-                keep = _select_audios(kwargs["input_ids"], kwargs.get("input_features_mask"),
-                                      kwargs["input_features"], index, self.config.audio_token_id)
-                group["input_features"] = kwargs["input_features"][keep]
-                if kwargs.get("input_features_mask") is not None:
-                    group["input_features_mask"] = kwargs["input_features_mask"][keep]
-            sub_inputs = None if inputs is None else inputs[index]
-            outputs.append(self.generate(sub_inputs, generation_config, logits_processor,
-                                         constraints=constraints, **group))
-            rows.append(index)
-        width = max(o.shape[1] for o in outputs)
-        per_row = outputs[0].shape[0] // len(rows[0])  # num_return_sequences: consecutive sequences per row
-        merged = outputs[0].new_full((len(lengths) * per_row, width), self.config.pad_token_id)
-        for out, index in zip(outputs, rows):
-            index = (index[:, None] * per_row + torch.arange(per_row, device=index.device)).flatten()
-            merged[index, : out.shape[1]] = out
-        return merged
-
-
-def _select_images(input_ids, pixel_values, rows, image_token_id, image_tokens):
-    """pixel_values hold every image of the batch in order; keep those of ``rows``."""
-    per_row = (input_ids == image_token_id).sum(dim=1) // image_tokens
-    first = torch.cumsum(per_row, 0) - per_row
-    keep = [i for r in rows.tolist() for i in range(int(first[r]), int(first[r] + per_row[r]))]
-    return pixel_values[keep]
-
-
-def _select_audios(input_ids, input_features_mask, input_features, rows, audio_token_id) -> list[int]:
-    """Indices of the audios (in the batch's row order) that belong to ``rows``."""
-    if input_features_mask is None:
-        frames = torch.full((input_features.shape[0],), input_features.shape[1])
-    else:
-        frames = input_features_mask.sum(dim=1).cpu()
-    counts = audio_token_count(frames)
-    row_end = torch.cumsum((input_ids == audio_token_id).sum(dim=1).cpu(), 0)
-    audio_row = torch.searchsorted(row_end, torch.cumsum(counts, 0) - counts, right=True)
-    wanted = set(rows.tolist())
-    return [i for i, r in enumerate(audio_row.tolist()) if r in wanted]
+        """Encoder states -> scores of the phone classes, through the phone rows of the tied embedding."""
+        return phone_ctc_logits(encoder_states, self.model.shared.weight)

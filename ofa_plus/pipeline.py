@@ -28,7 +28,7 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, GenerationConfig, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .modalities.audio_target import save_audio
+from .outputs.speech import save_audio
 from .plan import TaskPlan, compile_plan
 from .processing_ofa_plus import OFAPlusBatch
 from .task_card import TaskCard, generation_kwargs, get_task, inference_row, tasks_from_dicts
@@ -55,7 +55,7 @@ class OFAPlusPipeline(Pipeline):
                  batch_size: int | None = None, num_workers: int | None = None, output_dir: str | None = None,
                  **kwargs) -> Any:
         plan = self._plan(inputs, task)
-        if output_dir is not None and plan.generator.kind != "audio":
+        if output_dir is not None and plan.output_kind != "speech":
             raise ValueError(f"output_dir= writes AUDIO outputs as WAV files; this task generates "
                              f"{plan.generator.kind}")
         columns = {k: kwargs.pop(k) for k in list(kwargs) if k in plan.columns()}
@@ -101,23 +101,20 @@ class OFAPlusPipeline(Pipeline):
 
     def preprocess(self, chunk: dict, closed_set: list[str] | None = None) -> dict:
         batch = self.processor.process_rows(chunk["plan"], chunk["rows"], closed_set=closed_set)
-        return {**batch, "rows": batch.rows}
+        return {**batch, "plan": batch.plan, "rows": batch.rows}
 
     def _forward(self, model_inputs: dict, generate_kwargs: dict | None = None) -> dict:
-        rows = model_inputs.pop("rows")
-        plan = model_inputs["task_plan"]
-        if "pixel_values" in model_inputs:
-            model_inputs["pixel_values"] = model_inputs["pixel_values"].to(self.dtype)
+        rows, plan = model_inputs.pop("rows"), model_inputs.pop("plan")
+        model_inputs = {k: v.to(self.dtype) if torch.is_tensor(v) and v.is_floating_point() else v
+                        for k, v in model_inputs.items()}
         settings = {**generation_kwargs(plan), **self._prepare_generate_kwargs(generate_kwargs or {})}
         generated = self.model.generate(**model_inputs, **settings)
-        # speech keeps the whole output: postprocess needs each row's mel_lengths
-        sequences = generated if torch.is_tensor(generated) or plan.generator.kind == "audio" else generated.sequences
-        return {"sequences": sequences, "task_plan": plan, "rows": rows}
+        return {"generated": generated, "plan": plan, "rows": rows}
 
     def postprocess(self, outputs: dict) -> list[Any]:
-        batch = OFAPlusBatch({"task_plan": outputs["task_plan"]})
-        batch.rows = outputs["rows"]
-        return self.processor.postprocess(outputs["sequences"], batch)
+        batch = OFAPlusBatch()
+        batch.plan, batch.rows = outputs["plan"], outputs["rows"]
+        return self.processor.postprocess(outputs["generated"], batch)
 
 
 def register() -> None:

@@ -31,6 +31,8 @@ PHONES = [
 ]
 NUM_PHONE_SLOTS = 256
 PHONE_OFFSET = CODE_OFFSET + NUM_CODES
+# The phone CTC's blank class: the last phone slot, reserved and far from any symbol the inventory grows into.
+CTC_BLANK = NUM_PHONE_SLOTS - 1
 TEXT_OFFSET = PHONE_OFFSET + NUM_PHONE_SLOTS  # = 9512: first SentencePiece piece
 
 

@@ -10,7 +10,8 @@ from conftest import small_model
 
 import ofa_plus.vocabulary as V
 from ofa_plus import OFAPlusProcessor
-from ofa_plus.modeling_ofa_plus import _LabelSmoothedLMLoss, attention
+from ofa_plus.losses import LabelSmoothedLMLoss
+from ofa_plus.modeling_ofa_plus import attention
 
 VQA = "[IMAGE:image] [TEXT:question] -> [TEXT:answer]"
 
@@ -72,7 +73,7 @@ def test_lm_loss_equals_cross_entropy_on_logits(smoothing):
     labels = torch.randint(0, 30_000, (90,))
     labels[::3] = -100
     logits = hidden @ weight.t()
-    loss = _LabelSmoothedLMLoss.apply(hidden, weight, logits.detach(), labels, smoothing)
+    loss = LabelSmoothedLMLoss.apply(hidden, weight, logits.detach(), labels, smoothing)
     expected = F.cross_entropy(logits, labels, ignore_index=-100, label_smoothing=smoothing)
     torch.testing.assert_close(loss, expected)
     extra = logits[:, :5].sum() * 1e-3  # e.g. a distillation term on the returned logits

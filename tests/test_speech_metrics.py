@@ -222,6 +222,6 @@ def test_mean_log_mel_baseline():
 
 def test_mcd_constants_are_the_tts_target_defaults():
     from ofa_plus.metrics import MEL_BINS, MEL_FLOOR
-    from ofa_plus.modalities.audio_target import MelSettings
+    from ofa_plus.outputs.speech import MelSettings
 
     assert (MEL_BINS, MEL_FLOOR) == (MelSettings().num_mel_bins, MelSettings().log_floor)

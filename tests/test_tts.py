@@ -15,7 +15,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoProcessor, pipeline
 from conftest import small_config
 from ofa_plus import OFAPlusForConditionalGeneration, OFAPlusProcessor
 from ofa_plus.instruction import InstructionError
-from ofa_plus.modalities.audio_target import MelSettings, mel_statistics, write_wav
+from ofa_plus.outputs.speech import MelSettings, mel_statistics, write_wav
 from ofa_plus.plan import LOSS, compile_plan
 
 TTS = "[TEXT:text] -> [AUDIO:audio]"

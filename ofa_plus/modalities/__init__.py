@@ -1,8 +1,12 @@
-"""Registry of modalities. Adding a modality = adding one file here that calls ``register_modality``."""
+"""Registry of modalities: the only door through which the processor and the model reach modality code.
+
+Adding a modality = one file (here or in your own package) whose `Modality` subclass is decorated
+with ``register_modality``; a non-text input modality also names its `ModalityAdaptor`.
+"""
 
 from __future__ import annotations
 
-from .base import COMMON_ATTRIBUTES, Attribute, Modality
+from .base import COMMON_ATTRIBUTES, Attribute, Modality, ModalityAdaptor, RowInfo, SlotContext
 
 MODALITIES: dict[str, type[Modality]] = {}
 
@@ -24,7 +28,12 @@ def get_modality(name: str) -> type[Modality]:
         raise KeyError(f"unknown modality {name!r}; known: {', '.join(sorted(MODALITIES))}") from None
 
 
-# Importing the files registers them.
-from . import audio, audio_target, box, image, phone, struct, text  # noqa: E402,F401
+# Importing the files registers them (in this order: the processor batches inputs in registry order).
+from . import image, audio, box, phone, struct, text  # noqa: E402,F401,I001
 
-__all__ = ["Attribute", "COMMON_ATTRIBUTES", "MODALITIES", "Modality", "get_modality", "register_modality"]
+# The processor's sub-processors for the built-in input modalities (saved with it as its attributes).
+from .audio import OFAPlusAudioFeatureExtractor  # noqa: E402
+from .image import OFAPlusImageProcessor  # noqa: E402
+
+__all__ = ["Attribute", "COMMON_ATTRIBUTES", "MODALITIES", "Modality", "ModalityAdaptor", "OFAPlusAudioFeatureExtractor",
+           "OFAPlusImageProcessor", "RowInfo", "SlotContext", "get_modality", "register_modality"]

@@ -23,9 +23,11 @@ import torch
 import torchaudio
 from torch import nn
 from transformers import BatchFeature, SequenceFeatureExtractor
+from transformers import initialization as init
 
+from .. import vocabulary as V
 from . import register_modality
-from .base import Modality
+from .base import Modality, ModalityAdaptor, SlotContext
 
 MIN_SAMPLING_RATE, MAX_SAMPLING_RATE = 1_000, 384_000  # outside this range a rate is a mistake, not audio
 
@@ -238,10 +240,46 @@ def pad_features(features: list[torch.Tensor], value: float = 0.0) -> dict[str, 
     return {"input_features": padded, "input_features_mask": mask}
 
 
+class AudioAdaptor(ModalityAdaptor):
+    """Conv2dSubsampling: (N, frames, bins) -> (N, audio_token_count(frames), d_model).
+
+    Two 3x3 stride-2 convolutions without padding, so an output frame sees only the input frames
+    under it: the features of a short audio padded in a batch equal those it gets alone. A learned
+    vector marks the features as audio (the encoder's type embedding covers text and image)."""
+
+    token_name = "audio tokens after subsampling"
+
+    def __init__(self, config):
+        super().__init__()
+        channels, bins = config.audio_conv_channels, config.audio_feature_size
+        self.conv = nn.Sequential(nn.Conv2d(1, channels, 3, stride=2), nn.ReLU(),
+                                  nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU())
+        self.proj = nn.Linear(channels * audio_token_count(bins), config.d_model)
+        self.type_embedding = nn.Parameter(torch.zeros(config.d_model))
+
+    def forward(self, input_features: torch.Tensor, input_features_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.conv(input_features[:, None])  # (N, C, T', F')
+        return self.proj(x.permute(0, 2, 1, 3).flatten(2)) + self.type_embedding
+
+    def token_counts(self, input_features: torch.Tensor, input_features_mask: torch.Tensor | None = None):
+        if input_features_mask is None:
+            frames = torch.full((input_features.shape[0],), input_features.shape[1], device=input_features.device)
+        else:
+            frames = input_features_mask.sum(dim=1)
+        return audio_token_count(frames)
+
+    def reset_parameters_of_adaptor(self) -> None:
+        init.zeros_(self.type_embedding)
+
+
 @register_modality
 class AudioModality(Modality):
     name = "AUDIO"
     text_like = False
+    output_kind = "speech"  # as a target: mel frames (ofa_plus.outputs.speech)
+    placeholder_id = V.AUDIO_ID
+    adaptor_class = AudioAdaptor
+    batch_keys = ("input_features", "input_features_mask")
     attributes = {}
 
     @classmethod
@@ -252,25 +290,16 @@ class AudioModality(Modality):
             return False
         return not (isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim > 2)
 
+    @classmethod
+    def load(cls, value, ctx: SlotContext) -> torch.Tensor:
+        extractor = ctx.processor.feature_extractor
+        wave = load_audio(value, ctx.where, ctx.sampling_rate, extractor.sampling_rate, extractor.max_audio_seconds)
+        return extractor.features(wave, ctx.training, ctx.rng, ctx.where)
 
-class AudioAdaptor(nn.Module):
-    """Conv2dSubsampling: (N, frames, bins) -> (N, audio_token_count(frames), d_model).
+    @classmethod
+    def placeholder_count(cls, features: torch.Tensor, ctx: SlotContext) -> int:
+        return audio_token_count(features.shape[0])
 
-    Two 3x3 stride-2 convolutions without padding, so an output frame sees only the input frames
-    under it: the features of a short audio padded in a batch equal those it gets alone. A learned
-    vector marks the features as audio (the encoder's type embedding covers text and image)."""
-
-    def __init__(self, config):
-        super().__init__()
-        channels, bins = config.audio_conv_channels, config.audio_feature_size
-        self.conv = nn.Sequential(nn.Conv2d(1, channels, 3, stride=2), nn.ReLU(),
-                                  nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU())
-        self.proj = nn.Linear(channels * audio_token_count(bins), config.d_model)
-        self.type_embedding = nn.Parameter(torch.zeros(config.d_model))
-
-    def forward(self, input_features: torch.Tensor) -> torch.Tensor:
-        x = self.conv(input_features[:, None])  # (N, C, T', F')
-        return self.proj(x.permute(0, 2, 1, 3).flatten(2)) + self.type_embedding
-
-
-AudioModality.adaptor_class = AudioAdaptor
+    @classmethod
+    def collate(cls, features: list[torch.Tensor], processor) -> dict[str, torch.Tensor]:
+        return pad_features(features, processor.feature_extractor.padding_value)

@@ -22,8 +22,9 @@ from torch import nn
 from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import PILImageResampling
 
+from .. import vocabulary as V
 from . import register_modality
-from .base import Attribute, Modality
+from .base import Attribute, Modality, ModalityAdaptor, SlotContext
 
 
 class OFAPlusImageProcessor(PilBackend):
@@ -72,40 +73,22 @@ def load_image(value: Any, where: str) -> Image.Image:
     raise ValueError(f"{where}: expected a PIL image, path, bytes or array, got {type(value).__name__}")
 
 
-@register_modality
-class ImageModality(Modality):
-    name = "IMAGE"
-    text_like = False
-    attributes = {
-        "mask_ratio": Attribute(float, minimum=0.0, maximum=1.0, help="blank a central square of this share"),
-    }
-
-    @classmethod
-    def is_single(cls, value) -> bool:
-        return not isinstance(value, (list, tuple)) and not (
-            isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 4)
-
-    @staticmethod
-    def preprocess(image: Image.Image, image_processor: OFAPlusImageProcessor, size: int,
-                   mask_ratio: float = 0.0) -> torch.Tensor:
-        pixels = image_processor(image, size={"height": size, "width": size}, return_tensors="pt")["pixel_values"][0]
-        if mask_ratio:  # OFA's image infilling: keep a border of (1 - ratio) / 2 of the side
-            border = int(size * (1 - mask_ratio) / 2)
-            pixels[:, border: size - border, border: size - border] = 0.0
-        return pixels
-
-
 # MobileNetV2 feature blocks that end at stride 4, 8, 16, 32 (the ResNet stage counts 1-4)
 MOBILENET_V2_BLOCKS = {1: 4, 2: 7, 3: 14, 4: 18}
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-class ImageAdaptor(nn.Module):
+class ImageAdaptor(ModalityAdaptor):
     """A torchvision CNN cut at stride ``2 ** (image_backbone_stages + 1)`` (ResNet stem + stages, or
-    MobileNetV2 feature blocks), then a projection to d_model."""
+    MobileNetV2 feature blocks), then a projection to d_model. Its patches sit on a 2-D grid."""
+
+    position_kind = "grid"
+    type_id = 1
+    token_name = "patch tokens"
 
     def __init__(self, config):
         super().__init__()
+        self.tokens_per_image = config.image_tokens
         cnn = getattr(torchvision.models, config.image_backbone)(weights=None)
         if config.image_backbone == "mobilenet_v2":
             blocks = MOBILENET_V2_BLOCKS[config.image_backbone_stages]
@@ -131,6 +114,9 @@ class ImageAdaptor(nn.Module):
         features = self.backbone(pixel_values)
         return self.proj(features.flatten(2).transpose(1, 2))
 
+    def token_counts(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return torch.full((pixel_values.shape[0],), self.tokens_per_image, device=pixel_values.device)
+
     def load_backbone_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Load a torchvision checkpoint of the same CNN (e.g. its ImageNet weights) into the kept blocks."""
         if not self.pretrained:
@@ -155,4 +141,44 @@ def _freeze_batchnorm(module: nn.Module) -> None:
             _freeze_batchnorm(child)
 
 
-ImageModality.adaptor_class = ImageAdaptor
+@register_modality
+class ImageModality(Modality):
+    name = "IMAGE"
+    text_like = False
+    output_kind = None  # image generation (image codes) is not built yet
+    placeholder_id = V.IMAGE_ID
+    adaptor_class = ImageAdaptor
+    batch_keys = ("pixel_values",)
+    attributes = {
+        "mask_ratio": Attribute(float, minimum=0.0, maximum=1.0, help="blank a central square of this share"),
+    }
+
+    @classmethod
+    def is_single(cls, value) -> bool:
+        return not isinstance(value, (list, tuple)) and not (
+            isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 4)
+
+    @staticmethod
+    def preprocess(image: Image.Image, image_processor: OFAPlusImageProcessor, size: int,
+                   mask_ratio: float = 0.0) -> torch.Tensor:
+        pixels = image_processor(image, size={"height": size, "width": size}, return_tensors="pt")["pixel_values"][0]
+        if mask_ratio:  # OFA's image infilling: keep a border of (1 - ratio) / 2 of the side
+            border = int(size * (1 - mask_ratio) / 2)
+            pixels[:, border: size - border, border: size - border] = 0.0
+        return pixels
+
+    @classmethod
+    def load(cls, value, ctx: SlotContext) -> torch.Tensor:
+        image = load_image(value, ctx.where)
+        ctx.row.input_sizes[ctx.slot.column] = image.size  # a BOX of this image is in its original pixels
+        processor = ctx.processor
+        return cls.preprocess(image, processor.image_processor, processor.image_size,
+                              ctx.settings.get("mask_ratio", 0.0))
+
+    @classmethod
+    def placeholder_count(cls, features, ctx: SlotContext) -> int:
+        return ctx.processor.image_tokens
+
+    @classmethod
+    def collate(cls, features: list[torch.Tensor], processor) -> dict[str, torch.Tensor]:
+        return {"pixel_values": torch.stack(features)}

@@ -29,9 +29,8 @@ WORD_BOUNDARY = "|"
 TIE_BARS = {"\u0361", "\u035c", "\u200d"}
 _SYMBOLS = sorted(V.PHONES, key=len, reverse=True)  # longest match first
 _PHONE_INDEX = {p: i for i, p in enumerate(V.PHONES)}
-# CTC blank: the last phone slot (id PHONE_OFFSET + NUM_PHONE_SLOTS - 1, token <phone_extra_255>),
-# reserved and far from any symbol the inventory will grow into.
-CTC_BLANK = V.NUM_PHONE_SLOTS - 1
+# CTC blank: the last phone slot (id PHONE_OFFSET + NUM_PHONE_SLOTS - 1, token <phone_extra_255>)
+CTC_BLANK = V.CTC_BLANK
 CTC_BLANK_ID = V.PHONE_OFFSET + CTC_BLANK
 # Not sounds of their own: left out of CTC targets (they stay in PHONE slots, where TTS needs them).
 CTC_SKIPPED = {"ˈ", "ˌ", WORD_BOUNDARY}
@@ -159,6 +158,11 @@ class PhoneModality(Modality):
     def is_single(cls, value) -> bool:
         return isinstance(value, str) or (isinstance(value, (list, tuple)) and all(
             isinstance(s, str) and s in _PHONE_INDEX for s in value) and len(value) > 0)
+
+    @classmethod
+    def prepare(cls, values, settings) -> None:
+        if not settings.get("phonemized"):  # all of the batch's texts in one espeak-ng call
+            phonemize([v for v in values if isinstance(v, str) and v.strip()], settings.get("voice", DEFAULT_VOICE))
 
     @classmethod
     def encode(cls, value, ctx: SlotContext) -> list[int]:

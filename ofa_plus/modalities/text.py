@@ -7,6 +7,9 @@ import string
 from .. import vocabulary as V
 from . import register_modality
 from .base import TEXT_ATTRIBUTES, Attribute, Modality, SlotContext
+from .phone import DEFAULT_VOICE, ctc_phone_ids, phonemize
+
+TEXT_PHONE = "text_phone"  # preprocess recipe: a target's phones become the CTC labels of the audio
 
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
@@ -56,7 +59,7 @@ class TextModality(Modality):
     name = "TEXT"
     text_like = True
     # text_phone (a target beside an AUDIO input): the processor adds the text's phones as ctc_labels
-    preprocess_recipes = ("text_phone",)
+    preprocess_recipes = (TEXT_PHONE,)
     attributes = {
         **TEXT_ATTRIBUTES,
         "closed_set": Attribute("choices", side="decoder", flag_allowed=True,
@@ -70,6 +73,27 @@ class TextModality(Modality):
     @classmethod
     def is_single(cls, value) -> bool:
         return isinstance(value, str)
+
+    @classmethod
+    def check_slot(cls, slot, template) -> str | None:
+        if slot.settings.get("preprocess") == TEXT_PHONE and (
+                slot.side != "decoder" or not any(e.slot.modality == "AUDIO" for e in template.slots("encoder"))):
+            return ("preprocess=text_phone (phone CTC on the audio) needs a target slot and an AUDIO slot on the "
+                    "encoder side")
+        return None
+
+    @classmethod
+    def prepare(cls, values, settings) -> None:
+        if settings.get("preprocess") == TEXT_PHONE:  # all of the batch's texts in one espeak-ng call
+            phonemize([v for v in values if isinstance(v, str) and v.strip()], settings.get("voice", DEFAULT_VOICE))
+
+    @classmethod
+    def auxiliary_labels(cls, value, ctx: SlotContext) -> dict[str, list[int]]:
+        if ctx.settings.get("preprocess") != TEXT_PHONE:
+            return {}
+        if not isinstance(value, str):
+            raise ValueError(f"{ctx.where}: text_phone needs a string, got {type(value).__name__}")
+        return {"ctc_labels": ctc_phone_ids(value, ctx.where)}
 
     @classmethod
     def encode(cls, value, ctx: SlotContext) -> list[int]:

@@ -1,5 +1,5 @@
-"""AUDIO as a target (text-to-speech): log-mel targets, a Tacotron-style speech head, its generator,
-a vocoder step and WAV writing. The AUDIO modality's input half lives in ``audio.py``.
+"""Speech: the output kind of AUDIO targets (text-to-speech): log-mel targets, a Tacotron-style speech
+head, its generator, a vocoder step and WAV writing. AUDIO as an input lives in ``modalities/audio.py``.
 
 Processor half: `MelSettings` (the model config's ``tts_*`` fields, saved with the processor),
 `mel_target` (any audio value -> (frames, n_mels) natural-log mel power, optionally normalised with
@@ -38,14 +38,12 @@ import torchaudio
 from torch import nn
 from transformers.utils import ModelOutput
 
-from .audio import AudioModality, load_audio
+from ..modalities.audio import load_audio
+from . import register_output_kind
+from .base import OutputKind
 
 GENERATOR = "audio"
 LOSS = "tacotron2"  # L1 on mels before and after the post-net + BCE on the stop flags
-
-# What the plan reads to let AUDIO fill the decoder side (see ofa_plus.plan).
-AudioModality.target_generator = GENERATOR
-AudioModality.target_loss = LOSS
 
 
 # ------------------------------------------------------------------------------------ processor half
@@ -370,8 +368,8 @@ def speech_forward(model, input_ids, attention_mask, pixel_values, encoder_outpu
     head: SpeechHead = model.speech_head
     if mel_lengths is None:
         mel_lengths = torch.full((mel_labels.shape[0],), mel_labels.shape[1], device=mel_labels.device)
-    out = model.model(input_ids, attention_mask, pixel_values, None, encoder_outputs, use_cache=False,
-                      decoder_inputs_embeds=head.teacher_inputs(mel_labels), **model_kwargs)
+    out = model.base_model(input_ids, attention_mask, pixel_values, None, encoder_outputs, use_cache=False,
+                           decoder_inputs_embeds=head.teacher_inputs(mel_labels), **model_kwargs)
     mels, stop_logits = head.frames(out.last_hidden_state)
     postnet_mels = head.postnet(mels, frame_mask(mel_lengths, mels.shape[1]))
     loss = speech_loss(mels, postnet_mels, stop_logits, mel_labels, mel_lengths, head.frames_per_step,
@@ -384,9 +382,8 @@ def speech_forward(model, input_ids, attention_mask, pixel_values, encoder_outpu
 
 @torch.no_grad()
 def generate_speech(model, input_ids, attention_mask=None, pixel_values=None, encoder_outputs=None, *,
-                    input_features=None, input_features_mask=None, max_new_tokens: int | None = None,
-                    num_beams: int | None = 1, stop_threshold: float | None = None, seed: int = 0,
-                    **unused) -> SpeechGenerationOutput:
+                    max_new_tokens: int | None = None, num_beams: int | None = 1, stop_threshold: float | None = None,
+                    seed: int = 0, **kwargs) -> SpeechGenerationOutput:
     """Autoregressive mel generation with the KV cache, ``frames_per_step`` frames per decoder step.
 
     Each row ends at the first frame whose sigmoid(stop logit) exceeds ``stop_threshold`` (default
@@ -399,7 +396,8 @@ def generate_speech(model, input_ids, attention_mask=None, pixel_values=None, en
     if num_beams not in (None, 1):
         raise ValueError(f"speech generation is greedy over continuous frames; num_beams={num_beams} is not supported")
     ignorable = {"do_sample", "generation_config", "logits_processor", "use_cache", "decoder_input_ids"}
-    bad = sorted(k for k, v in unused.items() if v is not None and k not in ignorable)
+    encoder_inputs = {k: kwargs.pop(k) for k in model.get_encoder().input_keys if k in kwargs}
+    bad = sorted(k for k, v in kwargs.items() if v is not None and k not in ignorable)
     if bad:
         raise ValueError(f"generate() settings {bad} do not apply to speech generation")
     config, head = model.config, model.speech_head
@@ -411,8 +409,7 @@ def generate_speech(model, input_ids, attention_mask=None, pixel_values=None, en
         steps, max_frames = min(steps, max_new_tokens), min(max_frames, max_new_tokens * r)
     if encoder_outputs is None:
         encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask,
-                                              pixel_values=pixel_values, input_features=input_features,
-                                              input_features_mask=input_features_mask)
+                                              pixel_values=pixel_values, **encoder_inputs)
     states = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else encoder_outputs.last_hidden_state
     batch, device = states.shape[0], states.device
     cache = EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
@@ -423,7 +420,7 @@ def generate_speech(model, input_ids, attention_mask=None, pixel_values=None, en
     chunks = []
     for step in range(steps):
         embeds = head.prenet(frame, head.prenet.inference_masks(generator, frame))
-        hidden = model.model.decoder(None, states, attention_mask, cache, embeds)
+        hidden = model.get_decoder()(None, states, attention_mask, cache, embeds)
         mels, stop_logits = head.frames(hidden)
         chunks.append(mels)
         fired = torch.sigmoid(stop_logits) > threshold  # (B, r)
@@ -440,3 +437,51 @@ def generate_speech(model, input_ids, attention_mask=None, pixel_values=None, en
     mask = frame_mask(lengths, frames)
     postnet_mels = head.postnet(mels, mask) * mask[..., None]
     return SpeechGenerationOutput(sequences=postnet_mels, mel_lengths=lengths, stopped=stopped)
+
+
+# ------------------------------------------------------------------------------------ the output kind
+@register_output_kind
+class SpeechOutput(OutputKind):
+    """AUDIO targets: ``mel_labels`` / ``mel_lengths`` in training, `generate_speech` at inference,
+    waveforms through the processor's vocoder (Griffin-Lim by default) in `decode`."""
+
+    name = "speech"
+    generator = GENERATOR
+    loss = LOSS
+    label_keys = ("mel_labels", "mel_lengths")
+    head_class = SpeechHead
+
+    @classmethod
+    def encode_row(cls, row, with_targets: bool) -> dict:
+        if not with_targets:
+            return {}
+        target = row.template.targets()[0]
+        return {"mel": mel_target(row.value(target), row.where(target), row.processor.mel_settings)}
+
+    @classmethod
+    def collate(cls, encoded, processor, with_targets: bool) -> dict:
+        if not with_targets:
+            return {}
+        mel_labels, mel_lengths = collate_mels([e["mel"] for e in encoded])
+        return {"mel_labels": mel_labels, "mel_lengths": mel_lengths}
+
+    @classmethod
+    def decode(cls, generated, inputs, processor, vocoder: Callable | None = None, return_mels: bool = False):
+        """Generated mels -> ``{"audio": float32 array, "sampling_rate": int}`` per row through
+        ``vocoder`` (default ``processor.vocoder``; None = Griffin-Lim), with ``return_mels`` also its
+        ``"mel"`` (frames, n_mels) log-mel."""
+        return decode_speech(generated, processor.mel_settings, vocoder or processor.vocoder, return_mels)
+
+    @classmethod
+    def forward(cls, model, input_ids=None, attention_mask=None, pixel_values=None, encoder_outputs=None,
+                mel_labels=None, mel_lengths=None, **kwargs):
+        encoder_inputs = {k: kwargs[k] for k in model.get_encoder().input_keys if k in kwargs}
+        return speech_forward(model, input_ids, attention_mask, pixel_values, encoder_outputs, mel_labels,
+                              mel_lengths, **encoder_inputs)
+
+    @classmethod
+    def generate(cls, model, inputs=None, generation_config=None, logits_processor=None, constraints=None,
+                 **kwargs):
+        input_ids = inputs if inputs is not None else kwargs.pop("input_ids", None)
+        return generate_speech(model, input_ids, generation_config=generation_config,
+                               logits_processor=logits_processor, **kwargs)
