@@ -82,7 +82,7 @@ def predict(model, processor: OFAPlusProcessor, card: TaskCard, rows: list[dict]
     settings = generation_kwargs(card.plan)
     # speech targets: keep the generated log-mels next to the vocoded audio, so mcd scores the
     # model's frames (as it scores the mean-mel baseline), not Griffin-Lim's re-synthesis
-    decode = {"return_mels": True} if card.plan.generator.kind == "audio" else {}
+    decode = {"return_mels": True} if card.plan.output_kind == "speech" else {}
     if num_beams:
         settings["num_beams"] = num_beams
     mine: list[tuple[int, Any]] = []
@@ -130,7 +130,7 @@ def evaluate_card(model, processor, card: TaskCard, accelerator: Accelerator, sp
     swapped = compute_metrics(card.metrics, swap_rows(predictions), references, extra)
 
     train = card.load_split("train")
-    if card.plan.generator.kind == "audio":  # the mean-mel baseline reads only the first clips: decode no more
+    if card.plan.output_kind == "speech":  # the mean-mel baseline reads only the first clips: decode no more
         train = train.select(range(min(len(train), BASELINE_AUDIO_CLIPS)))
     target = card.columns[card.target_column]
     train_targets = [target.apply(v) for v in train[target.column]]

@@ -129,6 +129,11 @@ class OFAPlusGenerationMixin(GenerationMixin):
         return GenerationMixin.generate(self, inputs, generation_config=generation_config,
                                         logits_processor=processors, **kwargs)
 
+    def _validate_model_kwargs(self, model_kwargs: dict):
+        # the adaptors' batch keys reach forward() through its **kwargs, which transformers does not count
+        adaptor_keys = set(self.get_encoder().input_keys)
+        super()._validate_model_kwargs({k: v for k, v in model_kwargs.items() if k not in adaptor_keys})
+
     def _expand_inputs_for_generation(self, expand_size=1, is_encoder_decoder=False, input_ids=None, **model_kwargs):
         """Expand the decoder side per beam / returned sequence, but keep one copy of the encoder side.
 

@@ -73,6 +73,11 @@ class RowInfo:
     input_sizes: dict[str, Any] = field(default_factory=dict)
     prompt_length: int = 1
 
+    @property
+    def image_sizes(self) -> dict[str, Any]:
+        """``input_sizes`` (the name of 0.1, when only images recorded theirs)."""
+        return self.input_sizes
+
 
 @dataclass
 class SlotContext:
