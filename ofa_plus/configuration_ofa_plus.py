@@ -24,9 +24,9 @@ PRESETS: dict[str, dict] = {
     # CPU tests and the default run: OFA's own "tiny" transformer (256 d, 4+4 layers, 4 heads)
     # with a ResNet-18 stem and small images. Without NormFormer's extra LayerNorms: trained from
     # scratch for minutes, the LayerNorm after cross-attention keeps the decoder from using the
-    # encoder (a tiny model could not even memorise a handful of examples); plain pre-LN learns at once.
+    # encoder; plain pre-LN learns at once.
     # Initialised with std d_model ** -0.5 rather than OFA's 0.02: at 256 d, 0.02 leaves the decoder
-    # almost blind to the encoder at the start, so a short run stays near chance.
+    # almost blind to the encoder at the start, so a short run from scratch hardly uses the input.
     "tiny": dict(
         d_model=256, encoder_layers=4, decoder_layers=4, encoder_attention_heads=4, decoder_attention_heads=4,
         encoder_ffn_dim=1024, decoder_ffn_dim=1024, image_backbone="resnet18", image_size=128,

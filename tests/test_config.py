@@ -36,11 +36,13 @@ def test_wrong_type_on_assignment_is_an_error():
 
 @pytest.mark.parametrize("overrides, validator, message", [
     (dict(d_model=250), "validate_architecture", "d_model 250 is not divisible by encoder_attention_heads 4"),
-    (dict(decoder_attention_heads=3), "validate_architecture", "d_model 256 is not divisible by decoder_attention_heads 3"),
+    (dict(decoder_attention_heads=3), "validate_architecture",
+     "d_model 256 is not divisible by decoder_attention_heads 3"),
     (dict(image_backbone="vit"), "validate_image", "image_backbone must be one of"),
     (dict(image_backbone_stages=5), "validate_image", r"image_backbone_stages must be 1..4"),
     (dict(image_size=100), "validate_image", "image_size 100 must be a multiple of the backbone stride 16"),
-    (dict(image_size=1024), "validate_image", "image_size 1024 gives a 64x64 patch grid, larger than image_bucket_size=42"),
+    (dict(image_size=1024), "validate_image",
+     "image_size 1024 gives a 64x64 patch grid, larger than image_bucket_size=42"),
     (dict(audio_feature_size=6), "validate_audio", "audio_feature_size 6 is too small for 4x subsampling"),
     (dict(vocab_size=100), "validate_vocabulary", "vocab_size 100 is smaller than the reserved ranges"),
     (dict(vocabulary_layout_version=99), "validate_vocabulary", "checkpoint uses vocabulary layout v99"),
@@ -89,7 +91,7 @@ def test_tts_defaults_are_mel_settings_defaults():
         MelSettings.from_dict({"hop": 1})
 
 
-def test_old_config_json_loads_with_the_new_fields_defaulted(tmp_path):
+def test_old_config_json_loads_with_the_new_fields_defaulted():
     old = json.loads((SAVED_MODEL / "config.json").read_text())
     assert "adaptors" not in old and "output_kinds" not in old  # written by 0.1.0
     config = OFAPlusConfig.from_pretrained(SAVED_MODEL)
