@@ -20,12 +20,11 @@ from transformers import BatchFeature, ProcessorMixin
 from transformers.utils import cached_file
 
 from . import vocabulary as V
-from .configuration_ofa_plus import PRESETS, OFAPlusConfig
+from .configuration_ofa_plus import PRESETS, MelSettings, OFAPlusConfig
 from .generation import DecodingConstraints
 from .instruction import Instruction, PromptText
 from .modalities import MODALITIES, OFAPlusAudioFeatureExtractor, OFAPlusImageProcessor, RowInfo, SlotContext
 from .outputs import get_output_kind
-from .outputs.speech import MelSettings
 from .plan import RepeatPlan, SlotPlan, TaskPlan, TemplatePlan, compile_plan
 from .tokenization_ofa_plus import OFAPlusTokenizer
 

@@ -1,7 +1,8 @@
 """Speech: the output kind of AUDIO targets (text-to-speech): log-mel targets, a Tacotron-style speech
 head, its generator, a vocoder step and WAV writing. AUDIO as an input lives in ``modalities/audio.py``.
 
-Processor half: `MelSettings` (the model config's ``tts_*`` fields, saved with the processor),
+Processor half: `MelSettings` (the model config's ``tts_*`` fields, defined in the config module and
+saved with the processor),
 `mel_target` (any audio value -> (frames, n_mels) natural-log mel power, optionally normalised with
 global statistics), `collate_mels` (-> batch keys ``mel_labels`` (B, frames, n_mels) zero-padded and
 ``mel_lengths`` (B,)), `decode_speech` (generated mels -> ``{"audio": float32 array, "sampling_rate"}``
@@ -23,7 +24,6 @@ sampling rate and hop -- and returns the waveform as ``(samples,)`` or ``(1, sam
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import os
@@ -38,6 +38,7 @@ import torchaudio
 from torch import nn
 from transformers.utils import ModelOutput
 
+from ..configuration_ofa_plus import MelSettings
 from ..modalities.audio import load_audio
 from . import register_output_kind
 from .base import OutputKind
@@ -47,42 +48,6 @@ LOSS = "tacotron2"  # L1 on mels before and after the post-net + BCE on the stop
 
 
 # ------------------------------------------------------------------------------------ processor half
-@dataclass(frozen=True)
-class MelSettings:
-    """How waveforms become mel targets and back; mirrors the model config's ``tts_*`` fields."""
-
-    sampling_rate: int = 16000
-    num_mel_bins: int = 80
-    n_fft: int = 1024
-    win_length: int = 1024
-    hop_length: int = 256
-    f_min: float = 80.0
-    f_max: float = 7600.0
-    log_floor: float = 1e-5
-    mel_mean: float | tuple[float, ...] | None = None
-    mel_std: float | tuple[float, ...] | None = None
-    frames_per_step: int = 2
-    max_frames: int = 1000
-
-    @classmethod
-    def from_config(cls, config) -> "MelSettings":
-        return cls.from_dict({f.name: getattr(config, f"tts_{f.name}") for f in dataclasses.fields(cls)})
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> "MelSettings":
-        values = dict(values or {})
-        for key in ("mel_mean", "mel_std"):  # JSON gives lists; keep the settings hashable
-            if isinstance(values.get(key), list):
-                values[key] = tuple(values[key])
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown TTS settings {sorted(unknown)}")
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-
 @functools.lru_cache(maxsize=8)
 def _mel_transform(settings: MelSettings) -> torchaudio.transforms.MelSpectrogram:
     return torchaudio.transforms.MelSpectrogram(
