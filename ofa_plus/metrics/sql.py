@@ -19,10 +19,10 @@ _ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
 
 
 def _prediction_timeout() -> float:
-    """SQL_TIMEOUT_S as set on the package, read at each call.
+    """The public setting `ofa_plus.metrics.SQL_TIMEOUT_S`, read at each call.
 
-    `ofa_plus.metrics.SQL_TIMEOUT_S` is the public setting (callers and tests change it there); the
-    package holds a copy of this module's value, so changing it there would not reach this name.
+    The package re-exports this module's value, so a new value set there (as callers and tests do)
+    would not reach the name here.
     """
     from .. import metrics as package
 
