@@ -9,6 +9,7 @@ import re
 import unicodedata
 from typing import Any, Sequence
 
+from ..configuration_ofa_plus import MelSettings
 from .registry import Metric, register
 from .values import reference_list, to_python
 
@@ -67,10 +68,9 @@ def _wer(predictions: list, references: list, rows=None) -> float:
 # MCD compares log-mel frames made exactly as the package's TTS targets are
 # (`outputs.speech.log_mel` with the default `MelSettings`: 16 kHz, 1024-sample Hann window
 # every 256 samples, 80 slaney mel bins over 80-7600 Hz, natural log of the power floored at 1e-5),
-# so a TTS prediction's own "mel" is comparable as it is. These two constants repeat those defaults
-# to keep this module's import cheap (tests check they agree).
-MEL_BINS = 80
-MEL_FLOOR = 1e-5
+# so a TTS prediction's own "mel" is comparable as it is.
+MEL_BINS = MelSettings.num_mel_bins
+MEL_FLOOR = MelSettings.log_floor
 MCD_CEPSTRA = 13
 _MCD_SCALE = 10.0 * math.sqrt(2.0) / math.log(10.0)   # natural-log amplitude cepstral distance -> dB
 
@@ -90,7 +90,6 @@ def log_mel(value: Any, where: str = "audio"):
     import torch.nn.functional as F
 
     from ..modalities.audio import load_audio
-    from ..configuration_ofa_plus import MelSettings
     from ..outputs.speech import log_mel as target_log_mel
 
     if not isinstance(value, dict) and not hasattr(value, "get_all_samples"):
