@@ -64,8 +64,9 @@ class TokenOutput(OutputKind):
         """Generated ids -> one value per row: text, a box in original-image pixels, or for several /
         repeated targets a dict (repeat groups give a list of dicts); with ``num_return_sequences``
         > 1 a list of values per row."""
-        if options:
-            raise TypeError(f"token outputs take no decoding options, got {sorted(options)}")
+        given = sorted(k for k, v in options.items() if v is not None and v is not False)
+        if given:
+            raise TypeError(f"token outputs take no decoding options, got {given}")
         if hasattr(generated, "sequences"):  # generate(return_dict_in_generate=True)
             generated = generated.sequences
         generated = generated.tolist() if torch.is_tensor(generated) else generated
