@@ -6,26 +6,19 @@ with ``register_modality``; a non-text input modality also names its `ModalityAd
 
 from __future__ import annotations
 
+from ..registry import Registry
 from .base import COMMON_ATTRIBUTES, Attribute, Modality, ModalityAdaptor, RowInfo, SlotContext
 
-MODALITIES: dict[str, type[Modality]] = {}
+MODALITIES = Registry("modality", lambda name: None if name and name == name.upper() else "must be upper case and non-empty")
 
 
 def register_modality(cls: type[Modality]) -> type[Modality]:
     """Class decorator: make ``cls`` available to instructions as ``[cls.name:...]``."""
-    if not cls.name or cls.name != cls.name.upper():
-        raise ValueError(f"modality name must be upper case and non-empty, got {cls.name!r}")
-    if cls.name in MODALITIES and MODALITIES[cls.name] is not cls:
-        raise ValueError(f"modality {cls.name} is already registered by {MODALITIES[cls.name].__module__}")
-    MODALITIES[cls.name] = cls
-    return cls
+    return MODALITIES.register(cls)
 
 
 def get_modality(name: str) -> type[Modality]:
-    try:
-        return MODALITIES[name]
-    except KeyError:
-        raise KeyError(f"unknown modality {name!r}; known: {', '.join(sorted(MODALITIES))}") from None
+    return MODALITIES.get_entry(name)
 
 
 # Importing the files registers them (in this order: the processor batches inputs in registry order).

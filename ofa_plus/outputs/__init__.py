@@ -11,26 +11,20 @@ A modality names the kind that generates it as a target (`Modality.output_kind`)
 
 from __future__ import annotations
 
+from ..registry import Registry
 from .base import OutputKind
 
-OUTPUT_KINDS: dict[str, type[OutputKind]] = {}
+OUTPUT_KINDS = Registry("output kind",
+                        lambda name: None if name and name == name.lower() else "must be lower case and non-empty")
 
 
 def register_output_kind(cls: type[OutputKind]) -> type[OutputKind]:
     """Class decorator: make ``cls`` available as the output kind ``cls.name``."""
-    if not cls.name or cls.name != cls.name.lower():
-        raise ValueError(f"an output kind's name must be lower case and non-empty, got {cls.name!r}")
-    if cls.name in OUTPUT_KINDS and OUTPUT_KINDS[cls.name] is not cls:
-        raise ValueError(f"output kind {cls.name} is already registered by {OUTPUT_KINDS[cls.name].__module__}")
-    OUTPUT_KINDS[cls.name] = cls
-    return cls
+    return OUTPUT_KINDS.register(cls)
 
 
 def get_output_kind(name: str) -> type[OutputKind]:
-    try:
-        return OUTPUT_KINDS[name]
-    except KeyError:
-        raise KeyError(f"unknown output kind {name!r}; known: {', '.join(sorted(OUTPUT_KINDS))}") from None
+    return OUTPUT_KINDS.get_entry(name)
 
 
 # Importing the files registers them.
