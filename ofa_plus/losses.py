@@ -21,7 +21,7 @@ class TiedHeadGradient:
 
     The table gets gradients from the LM head (dense: every row has a logit) and from the token lookups
     (a few rows). Left to autograd, the lookup's part is a second table-sized buffer, zero-filled and
-    then added to the head's (183 MB each at base, page-faulted in fresh every step). Instead the
+    then added to the head's (as large as the table, and made fresh every step). Instead the
     loss's backward leaves its dense gradient here, and the lookup's backward, which autograd runs
     after it (the decoder's input comes from the lookup), adds its rows into that buffer and returns
     the sum. The table then still receives one gradient through one AccumulateGrad, so gradient

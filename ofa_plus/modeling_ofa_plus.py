@@ -153,7 +153,7 @@ class OFAPlusFeedForward(nn.Module):
     def forward(self, x):
         h = self.fc1(x)
         # Inference: one fewer (tokens, ffn_dim) buffer per layer. With NormFormer's LayerNorm that is the
-        # third such buffer; fresh ones cost page faults on CPU (base encoder, batch 16: 5% of its time).
+        # third such buffer, and fresh buffers are costly on CPU (benchmarks/README.md).
         act = self.act_in_place if self.act_in_place is not None and not torch.is_grad_enabled() else self.act
         return self.fc2(self.ffn_layernorm(self.act_dropout(act(h))))
 
