@@ -22,7 +22,8 @@ from .task_card import CardError, TaskCard, load_cards
 from .processing_ofa_plus import OFAPlusBatch, OFAPlusProcessor
 from .pipeline import OFAPlusPipeline
 from .pipeline import register as _register_pipeline
-from .tokenization_ofa_plus import OFAPlusTokenizer, train_tokenizer
+from .tokenization_ofa_plus import OFAPlusTokenizer
+from .tokenizer_training import train_tokenizer
 
 AutoConfig.register(OFAPlusConfig.model_type, OFAPlusConfig, exist_ok=True)
 AutoModel.register(OFAPlusConfig, OFAPlusModel, exist_ok=True)

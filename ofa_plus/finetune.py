@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import random
 import sys
 import time
 from pathlib import Path
@@ -32,9 +31,10 @@ from . import hub
 from .evaluation import evaluate_card, model_index_entries, results_table
 from .model_card import model_index
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration
-from .multitask import TaskStream, collate
+from .multitask import TaskStream
 from .processing_ofa_plus import OFAPlusProcessor
 from .task_card import TaskCard, load_cards
+from .train import MicroBatch, Trainer, step_seed
 
 # the attention and feed-forward projections of every encoder and decoder layer (modeling_ofa_plus.py)
 LORA_TARGETS = ["qkv_proj", "q_proj", "kv_proj", "out_proj", "fc1", "fc2"]
@@ -72,29 +72,20 @@ def add_lora(model, rank: int, alpha: float):
 
 def train_card(model, processor, card: TaskCard, accelerator: Accelerator, steps: int, lr: float,
                warmup: int, seed: int) -> list[float]:
-    """Plain single-task training: length-bucketed batches of the card, AdamW, warm-up + linear decay."""
+    """Plain single-task training with train.py's step: length-bucketed batches of the card, one
+    micro-batch per step (its loss unweighted: ``loss_weight`` balances tasks in multi-task training),
+    AdamW, warm-up + linear decay, gradient clipping at 1."""
     stream = TaskStream.for_card(card, 0, seed, accelerator.process_index, accelerator.num_processes)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     scheduler = get_scheduler("linear", optimizer, num_warmup_steps=warmup, num_training_steps=steps)
     model, optimizer = accelerator.prepare(model, optimizer)
+    trainer = Trainer(accelerator, model, optimizer, scheduler, processor, clip=1.0)
     model.train()
     losses = []
     progress = tqdm(range(steps), desc=f"fine-tuning {card.name}", unit="step",
                     disable=not accelerator.is_main_process, dynamic_ncols=True)
     for step in progress:
-        torch.manual_seed(seed * 1_000_003 + step)
-        batch = None
-        while batch is None:  # a batch with no readable row is replaced by the next one
-            indices = stream.next_indices()
-            batch, _ = collate(processor, card, stream.rows(indices), indices, training=True,
-                               rng=random.Random(f"{seed}-{step}"))
-        inputs = {k: v.to(accelerator.device) for k, v in batch.items() if torch.is_tensor(v)}
-        loss = model(**inputs).loss
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        (loss,), _ = trainer.step(step_seed(seed, step), [MicroBatch(card, stream, f"{seed}-{step}")])
         losses.append(loss.item())
         progress.set_postfix(loss=f"{loss.item():.3f}")
     model.eval()

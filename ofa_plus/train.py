@@ -31,13 +31,14 @@ import torch
 import yaml
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, gather_object
+from torch.optim.lr_scheduler import LRScheduler
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from .configuration_ofa_plus import PRESETS, OFAPlusConfig
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration
 from .multitask import TaskStream, collate, step_tasks, task_probabilities
-from .processing_ofa_plus import OFAPlusProcessor
+from .processing_ofa_plus import OFAPlusBatch, OFAPlusProcessor
 from .task_card import TaskCard, load_cards
 
 CHECKPOINT_PATTERN = re.compile(r"step_(\d+)$")
@@ -126,7 +127,76 @@ def parse_config_overrides(text: str) -> dict:
 
 
 def model_inputs(batch, device) -> dict[str, torch.Tensor]:
+    """The one place a processor batch becomes the model's keyword arguments."""
     return {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The torch seed of optimiser step ``step``: dropout masks depend on the step only (so resume is exact)."""
+    return seed * 1_000_003 + step
+
+
+@dataclasses.dataclass
+class MicroBatch:
+    """Where one micro-batch of an optimiser step comes from."""
+
+    card: TaskCard
+    stream: TaskStream
+    rng_key: str  # seeds the processor's training-time randomness for this micro-batch
+    loss_weight: float = 1.0
+
+
+def next_batch(processor: OFAPlusProcessor, part: MicroBatch) -> tuple[OFAPlusBatch, list[dict]]:
+    """The stream's next batch and the rows left out of it; a batch with no usable row is replaced by
+    the next one."""
+    skipped_rows: list[dict] = []
+    batch = None
+    while batch is None:
+        indices = part.stream.next_indices()
+        batch, skipped = collate(processor, part.card, part.stream.rows(indices), indices, training=True,
+                                 rng=random.Random(part.rng_key))
+        skipped_rows += [vars(s) for s in skipped]
+    return batch, skipped_rows
+
+
+@dataclasses.dataclass
+class Trainer:
+    """The package's one training step, used by the multi-task loop below and by ``finetune``.
+
+    ``model`` and ``optimizer`` come from ``accelerator.prepare``; the scheduler is not prepared (a
+    prepared one steps once per process) and steps here once per optimiser step."""
+
+    accelerator: Accelerator
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: LRScheduler
+    processor: OFAPlusProcessor
+    clip: float = 1.0  # gradient-norm clipping (0: off)
+
+    def step(self, torch_seed: int, parts: list[MicroBatch]) -> tuple[list[torch.Tensor], list[dict]]:
+        """One optimiser step, its gradients accumulated over ``parts`` (the accelerator's
+        gradient_accumulation_steps must be ``len(parts)``), its dropout masks drawn from
+        ``torch_seed``. Returns each micro-batch's loss and the rows skipped."""
+        torch.manual_seed(torch_seed)
+        losses, skipped = [], []
+        for part in parts:
+            batch, bad = next_batch(self.processor, part)
+            skipped += bad
+            losses.append(self.forward_backward(batch, part.loss_weight))
+        self.scheduler.step()
+        return losses, skipped
+
+    def forward_backward(self, batch: OFAPlusBatch, loss_weight: float) -> torch.Tensor:
+        """Loss and gradients of one micro-batch; the optimiser steps once accumulation is complete."""
+        accelerator, model = self.accelerator, self.model
+        with accelerator.accumulate(model):
+            loss = model(**model_inputs(batch, accelerator.device)).loss
+            accelerator.backward(loss * loss_weight)
+            if accelerator.sync_gradients and self.clip > 0:
+                accelerator.clip_grad_norm_(model.parameters(), self.clip)
+            self.optimizer.step()  # a no-op until accumulation is complete
+            self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
 
 
 def latest_checkpoint(output: Path) -> Path | None:
@@ -206,9 +276,28 @@ def plot_loss_curves(log_file: Path, folder: Path, cards: list[TaskCard]) -> Non
         plt.close(fig)
 
 
-def main(argv=None) -> Path:
-    args = parse_args(argv)
-    output = Path(args.output)
+@dataclasses.dataclass
+class Run:
+    """What the steps of one multi-task training run share."""
+
+    args: argparse.Namespace
+    output: Path
+    cards: list[TaskCard]
+    per_step: int  # micro-batches per optimiser step
+    trainer: Trainer
+    streams: list[TaskStream]
+    probabilities: np.ndarray
+    held_out: dict[str, list[dict]]
+    state: TrainState
+    log_file: Path
+
+    @property
+    def accelerator(self) -> Accelerator:
+        return self.trainer.accelerator
+
+
+def set_up(args) -> Run:
+    """Cards, accelerator, run folder, model, data and optimiser: everything before the first step."""
     cards = load_cards(args.cards)
     if args.batch_size:
         for card in cards:
@@ -216,8 +305,8 @@ def main(argv=None) -> Path:
     per_step = args.tasks_per_step or len(cards)
     accelerator = Accelerator(mixed_precision=args.mixed_precision, gradient_accumulation_steps=per_step,
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-    main_process = accelerator.is_main_process
-    if main_process:
+    output = Path(args.output)
+    if accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
         if not args.resume and (output / "checkpoints").exists():
             shutil.rmtree(output / "checkpoints")  # a fresh run must not resume someone else's state later
@@ -229,102 +318,137 @@ def main(argv=None) -> Path:
     probabilities = task_probabilities(cards, args.temperature)
     held_out = {card.name: validation_rows(card, args.eval_rows) for card in cards}
 
+    optimizer, scheduler = build_optimizer(args, model)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    state = TrainState()
+    accelerator.register_for_checkpointing(scheduler, state)
+    trainer = Trainer(accelerator, model, optimizer, scheduler, processor, args.clip)
+    return Run(args, output, cards, per_step, trainer, streams, probabilities, held_out, state,
+               output / "log.jsonl")
+
+
+def build_optimizer(args, model) -> tuple[torch.optim.Optimizer, LRScheduler]:
+    """AdamW without weight decay on biases, norms and embeddings; warm-up then ``--schedule``."""
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "norm" in n or "embed" in n]
     decay = [p for n, p in model.named_parameters() if not (p.ndim < 2 or "norm" in n or "embed" in n)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=args.lr,
                                   fused=True)  # one kernel for all parameters: a fifth of a tiny CPU step otherwise
     warmup = args.warmup_steps if args.warmup_steps is not None else max(1, args.max_steps // 20)
-    # stepped by us once per optimiser step (a prepared scheduler steps once per process)
     scheduler = get_scheduler(args.schedule, optimizer, num_warmup_steps=warmup, num_training_steps=args.max_steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    state = TrainState()
-    accelerator.register_for_checkpointing(scheduler, state)
+    return optimizer, scheduler
 
-    if args.resume:
-        checkpoint = latest_checkpoint(output)
-        if checkpoint is None:
-            raise FileNotFoundError(f"--resume: no complete checkpoint under {output / 'checkpoints'}")
-        accelerator.load_state(str(checkpoint))
-        accelerator.step = state.step * per_step  # where gradient accumulation stands
-        for step in range(state.step):  # replay the data order up to the checkpoint
-            for task in step_tasks(args.seed, step, probabilities, per_step):
-                streams[task].advance()
-        accelerator.print(f"resumed from {checkpoint} at step {state.step}")
-    log_file = output / "log.jsonl"
-    if main_process:  # a resumed run rewrites the log from its checkpoint on
-        kept = [line for line in (log_file.read_text().splitlines() if args.resume and log_file.exists() else [])
-                if json.loads(line)["step"] < state.step]
+
+def resume(run: Run) -> None:
+    """Load the latest complete checkpoint and replay the data order up to it."""
+    checkpoint = latest_checkpoint(run.output)
+    if checkpoint is None:
+        raise FileNotFoundError(f"--resume: no complete checkpoint under {run.output / 'checkpoints'}")
+    run.accelerator.load_state(str(checkpoint))
+    run.accelerator.step = run.state.step * run.per_step  # where gradient accumulation stands
+    for step in range(run.state.step):
+        for task in step_tasks(run.args.seed, step, run.probabilities, run.per_step):
+            run.streams[task].advance()
+    run.accelerator.print(f"resumed from {checkpoint} at step {run.state.step}")
+
+
+def start_log(run: Run) -> None:
+    """Start ``log.jsonl`` (a resumed run rewrites it from its checkpoint on) and say what trains."""
+    if run.accelerator.is_main_process:
+        log_file = run.log_file
+        kept = [line for line in (log_file.read_text().splitlines() if run.args.resume and log_file.exists() else [])
+                if json.loads(line)["step"] < run.state.step]
         log_file.write_text("".join(line + "\n" for line in kept))
+    run.accelerator.print(
+        f"training {len(run.cards)} tasks on {run.accelerator.num_processes} process(es), "
+        f"{run.per_step} micro-batches per step: " + ", ".join(
+            f"{c.name} (p={p:.2f}, batch {c.training.batch_size})" for c, p in zip(run.cards, run.probabilities)))
 
-    accelerator.print(f"training {len(cards)} tasks on {accelerator.num_processes} process(es), "
-                      f"{per_step} micro-batches per step: " + ", ".join(
-                          f"{c.name} (p={p:.2f}, batch {c.training.batch_size})" for c, p in zip(cards, probabilities)))
-    model.train()
-    progress = tqdm(total=args.max_steps, initial=state.step, disable=not main_process, desc="training",
-                    unit="step", dynamic_ncols=True)
-    started = time.time()
-    for step in range(state.step, args.max_steps):
-        torch.manual_seed(args.seed * 1_000_003 + step)  # dropout masks depend on the step only
-        tasks = step_tasks(args.seed, step, probabilities, per_step)
-        sums = torch.zeros(len(cards), device=accelerator.device)
-        counts = torch.zeros(len(cards), device=accelerator.device)
-        skipped_here: list[dict] = []
-        for k, task in enumerate(tasks):
-            card, stream = cards[task], streams[task]
-            batch = None
-            while batch is None:  # a batch with no usable row is replaced by the next one
-                indices = stream.next_indices()
-                batch, skipped = collate(processor, card, stream.rows(indices), indices, training=True,
-                                         rng=random.Random(f"{args.seed}-{step}-{k}"))
-                skipped_here += [vars(s) for s in skipped]
-            with accelerator.accumulate(model):
-                loss = model(**model_inputs(batch, accelerator.device)).loss
-                accelerator.backward(loss * card.training.loss_weight)
-                if accelerator.sync_gradients and args.clip > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), args.clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            sums[task] += loss.detach().float()
-            counts[task] += 1
-        scheduler.step()
-        state.step = step + 1
-        sums, counts = accelerator.reduce(sums, "sum"), accelerator.reduce(counts, "sum")
-        if accelerator.reduce(torch.tensor(float(len(skipped_here)), device=accelerator.device), "sum") > 0:
-            state.skipped += gather_object(skipped_here)  # every process keeps the full list
-        task_loss = {cards[t].name: (sums[t] / counts[t]).item() for t in range(len(cards)) if counts[t] > 0}
-        record = {"step": step, "lr": scheduler.get_last_lr()[0], "loss": float(np.mean(list(task_loss.values()))),
-                  "task_loss": task_loss, "elapsed_s": round(time.time() - started, 2)}
-        if args.eval_every and state.step % args.eval_every == 0 and state.step < args.max_steps:
-            record["validation_loss"] = validation_losses(model, processor, cards, held_out, accelerator)
-        if main_process:
-            with log_file.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-        progress.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr']:.1e}", skipped=len(state.skipped))
-        progress.update(1)
-        if args.save_every and state.step % args.save_every == 0 and state.step < args.max_steps:
-            save_checkpoint(accelerator, output, state.step, args.keep_checkpoints)
-    progress.close()
 
+def step_parts(run: Run, step: int) -> tuple[list[int], list[MicroBatch]]:
+    """The tasks drawn for optimiser step ``step`` and their micro-batches."""
+    tasks = step_tasks(run.args.seed, step, run.probabilities, run.per_step)
+    return tasks, [MicroBatch(run.cards[task], run.streams[task], f"{run.args.seed}-{step}-{k}",
+                              run.cards[task].training.loss_weight) for k, task in enumerate(tasks)]
+
+
+def step_record(run: Run, step: int, tasks: list[int], losses: list[torch.Tensor], skipped: list[dict],
+                started: float) -> dict:
+    """The log record of one step (each task's mean loss over all processes); skipped rows are
+    gathered into the state on every process."""
+    accelerator, cards = run.accelerator, run.cards
+    sums = torch.zeros(len(cards), device=accelerator.device)
+    counts = torch.zeros(len(cards), device=accelerator.device)
+    for task, loss in zip(tasks, losses):
+        sums[task] += loss.float()
+        counts[task] += 1
+    sums, counts = accelerator.reduce(sums, "sum"), accelerator.reduce(counts, "sum")
+    if accelerator.reduce(torch.tensor(float(len(skipped)), device=accelerator.device), "sum") > 0:
+        run.state.skipped += gather_object(skipped)  # every process keeps the full list
+    task_loss = {cards[t].name: (sums[t] / counts[t]).item() for t in range(len(cards)) if counts[t] > 0}
+    return {"step": step, "lr": run.trainer.scheduler.get_last_lr()[0],
+            "loss": float(np.mean(list(task_loss.values()))), "task_loss": task_loss,
+            "elapsed_s": round(time.time() - started, 2)}
+
+
+def due(every: int, step: int, max_steps: int) -> bool:
+    """Whether a periodic validation or checkpoint falls after ``step`` (the end has its own)."""
+    return bool(every) and step % every == 0 and step < max_steps
+
+
+def save_final(run: Run, started: float) -> Path:
+    """After the last step: final validation loss, a last checkpoint, the model with its cards in
+    ``<output>/final``, the skipped-rows report and the loss curves."""
+    accelerator, model, processor = run.accelerator, run.trainer.model, run.trainer.processor
     check_replicas_agree(model, accelerator)
-    final_losses = validation_losses(model, processor, cards, held_out, accelerator)
-    save_checkpoint(accelerator, output, state.step, args.keep_checkpoints)
-    final = output / "final"
+    final_losses = validation_losses(model, processor, run.cards, run.held_out, accelerator)
+    save_checkpoint(accelerator, run.output, run.state.step, run.args.keep_checkpoints)
+    final = run.output / "final"
     unwrapped = accelerator.unwrap_model(model)
     state_dict = accelerator.get_state_dict(model)
-    if main_process:
+    if accelerator.is_main_process:
         unwrapped.save_pretrained(final, state_dict=state_dict)
         processor.save_pretrained(final)
-        with log_file.open("a") as f:
-            f.write(json.dumps({"step": state.step, "validation_loss": final_losses}) + "\n")
-        report_skipped(state.skipped, output, cards)
-        plot_loss_curves(log_file, output / "loss_curves", cards)
+        with run.log_file.open("a") as f:
+            f.write(json.dumps({"step": run.state.step, "validation_loss": final_losses}) + "\n")
+        report_skipped(run.state.skipped, run.output, run.cards)
+        plot_loss_curves(run.log_file, run.output / "loss_curves", run.cards)
         accelerator.print("validation loss: " + ", ".join(f"{k} {v:.3f}" for k, v in final_losses.items()))
         accelerator.print(f"saved {final} ({sum(p.numel() for p in unwrapped.parameters()) / 1e6:.1f}M parameters, "
-                          f"{len(cards)} task cards) in {time.time() - started:.0f} s")
+                          f"{len(run.cards)} task cards) in {time.time() - started:.0f} s")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final
+
+
+def main(argv=None) -> Path:
+    args = parse_args(argv)
+    run = set_up(args)
+    if args.resume:
+        resume(run)
+    start_log(run)
+    main_process = run.accelerator.is_main_process
+    run.trainer.model.train()
+    progress = tqdm(total=args.max_steps, initial=run.state.step, disable=not main_process, desc="training",
+                    unit="step", dynamic_ncols=True)
+    started = time.time()
+    for step in range(run.state.step, args.max_steps):
+        tasks, parts = step_parts(run, step)
+        losses, skipped = run.trainer.step(step_seed(args.seed, step), parts)
+        run.state.step = step + 1
+        record = step_record(run, step, tasks, losses, skipped, started)
+        if due(args.eval_every, run.state.step, args.max_steps):
+            record["validation_loss"] = validation_losses(run.trainer.model, run.trainer.processor, run.cards,
+                                                          run.held_out, run.accelerator)
+        if main_process:
+            with run.log_file.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        progress.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr']:.1e}", skipped=len(run.state.skipped))
+        progress.update(1)
+        if due(args.save_every, run.state.step, args.max_steps):
+            save_checkpoint(run.accelerator, run.output, run.state.step, args.keep_checkpoints)
+    progress.close()
+    return save_final(run, started)
 
 
 def check_replicas_agree(model, accelerator: Accelerator) -> None:

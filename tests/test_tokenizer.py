@@ -15,12 +15,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from ofa_plus import vocabulary as V  # noqa: E402
-from ofa_plus.tokenization_ofa_plus import (  # noqa: E402
-    DEFAULT_TOKENIZER_DIR,
-    OFAPlusTokenizer,
-    default_corpus,
-    train_tokenizer,
-)
+from ofa_plus.tokenization_ofa_plus import DEFAULT_TOKENIZER_DIR, OFAPlusTokenizer  # noqa: E402
+from ofa_plus.tokenizer_training import default_corpus, train_tokenizer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
