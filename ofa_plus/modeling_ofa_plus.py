@@ -429,8 +429,9 @@ class OFAPlusEncoder(nn.Module):
             selected.update({k: v[keep.to(v.device)] for k, v in keys.items()})
         return selected
 
-    def forward(self, input_ids=None, attention_mask=None, pixel_values=None, inputs_embeds=None,
-                output_hidden_states=False, return_dict=True, **kwargs):
+    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
+                pixel_values: torch.FloatTensor | None = None, inputs_embeds: torch.FloatTensor | None = None,
+                output_hidden_states: bool = False, return_dict: bool = True, **kwargs) -> BaseModelOutput:
         """``kwargs``: the batch keys of the adaptors (``input_features``, ...); others are ignored."""
         if input_ids is None:
             raise ValueError("OFAPlusEncoder needs input_ids: they carry the segment layout (placeholders)")
@@ -494,7 +495,9 @@ class OFAPlusDecoder(nn.Module):
         relative_biases = F.embedding(bucket, tables).unflatten(-1, (len(self.layers), -1)).permute(2, 3, 0, 1)
         return absolute + (relative_biases.to(dtype) + causal)[:, None]
 
-    def forward(self, input_ids, encoder_hidden_states, encoder_attention_mask=None, cache=None, inputs_embeds=None):
+    def forward(self, input_ids: torch.LongTensor | None, encoder_hidden_states: torch.Tensor,
+                encoder_attention_mask: torch.Tensor | None = None, cache: EncoderDecoderCache | None = None,
+                inputs_embeds: torch.FloatTensor | None = None) -> torch.Tensor:
         config = self.config
         # inputs_embeds alone: continuous inputs (the speech prenet's frames) rather than tokens
         past = cache.get_seq_length() if cache is not None else 0
