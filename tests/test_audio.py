@@ -360,8 +360,8 @@ def test_adjacent_audios_are_separate_segments(speech):
     assert ids[: sum(counts)].tolist() == [V.AUDIO_ID] * sum(counts)
     encoder = model.model.encoder
     embeddings = encoder.embed_tokens(batch["input_ids"])
-    _, audio_start = encoder.embed_audio(embeddings, batch["input_ids"], batch["input_features"],
-                                         batch["input_features_mask"])
+    _, audio_start = encoder.embed_inputs(embeddings, batch["input_ids"], input_features=batch["input_features"],
+                                          input_features_mask=batch["input_features_mask"])
     assert audio_start[0].nonzero().flatten().tolist() == [0, counts[0]]
     _, segment_id, position = encoder.segment_layout(batch["input_ids"], audio_start)
     assert position[0, : sum(counts)].tolist() == list(range(counts[0])) + list(range(counts[1]))
