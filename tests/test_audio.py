@@ -290,6 +290,7 @@ def test_bad_audio_rows_are_skipped_and_counted_in_training(tmp_path, speech):
     assert batch["input_features"].shape[0] == 4 and batch["input_ids"].shape[0] == 4
 
 
+@pytest.mark.slow
 def test_trainer_skips_bad_audio_and_trains_with_phone_ctc(tmp_path, speech):
     root = Path(__file__).resolve().parents[1]
     card = _asr_card_with_bad_rows(tmp_path, speech, ASR.replace("[TEXT:text]", "[TEXT:text,preprocess=text_phone]"))

@@ -71,6 +71,7 @@ def test_every_command_has_help(capsys):
     assert "invalid choice: 'frobnicate'" in cli_help
 
 
+@pytest.mark.slow
 def test_run_gives_what_the_pipeline_gives(model, image, capsys, tmp_path):
     pipe = pipeline("multimodal-instruction", model=model)
     assert run(capsys, "--model", model, "--task", "digits", "--image", image) == pipe(task="digits", image=image)
@@ -84,6 +85,7 @@ def test_run_gives_what_the_pipeline_gives(model, image, capsys, tmp_path):
         expected
 
 
+@pytest.mark.slow
 def test_run_errors_say_what_to_do(model, image, capsys, tmp_path):
     assert "unknown task 'mnist'; the model's tasks: characters, digits" in error(
         capsys, "run", "--model", model, "--task", "mnist", "--image", image)
@@ -99,6 +101,7 @@ def test_run_errors_say_what_to_do(model, image, capsys, tmp_path):
                                                                              "--repo", "me/x")
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_run_the_scripts(toy, tmp_path):
     cli.main(["train", "--cards", str(toy / "cards"), "--output", str(tmp_path / "run"), "--image-size", "64",
               "--max-steps", "1", "--eval-rows", "4"])
@@ -109,6 +112,7 @@ def test_train_and_evaluate_run_the_scripts(toy, tmp_path):
     assert [(r["task"], r["rows"]) for r in results] == [("characters", 4), ("digits", 4)]
 
 
+@pytest.mark.slow
 def test_console_script_pushes_to_the_hub(model, toy, tmp_path):
     code, out, err = ofa_plus("--help")
     assert code == 0 and all(c in out for c in ("train", "evaluate", "finetune", "run", "push"))

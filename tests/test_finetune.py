@@ -20,6 +20,8 @@ from conftest import digit_image
 from generalist import toy_generalist
 from ofa_plus import OFAPlusForConditionalGeneration, cli
 
+pytestmark = pytest.mark.slow  # every test here trains a model first
+
 SCRIPTS = ("latin", "greek", "cyrillic")
 
 

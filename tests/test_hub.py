@@ -108,6 +108,7 @@ def local_outputs(run: Path, digits: Path) -> dict:
             "digits": pipe(task="digits", image=[str(digits / f"{i}.png") for i in range(3)]), "sampled": sampled}
 
 
+@pytest.mark.slow
 def test_push_then_load_by_repo_id_gives_the_same_model(pushed, run, digits):
     report, storage = pushed
     expected = local_outputs(run, digits)
@@ -128,6 +129,7 @@ def test_push_then_load_by_repo_id_gives_the_same_model(pushed, run, digits):
     assert len(digits_card["generation"]["closed_set"]) == 10  # the column's values, materialised
 
 
+@pytest.mark.slow
 def test_pushed_model_card_holds_metadata_and_eval_results(pushed, run):
     report, storage = pushed
     card = ModelCard.load(storage / "model" / "me" / "toy" / "README.md")
@@ -151,6 +153,7 @@ def test_pushed_model_card_holds_metadata_and_eval_results(pushed, run):
         assert text in body, text
 
 
+@pytest.mark.slow
 def test_model_card_snippets_run_as_written(run, digits):
     """Each task's three-line snippet, pointed at the local folder, runs and returns the task's output."""
     card = hub.model_card(OFAPlusForConditionalGeneration.from_pretrained(run / "final"), "me/toy",
@@ -168,6 +171,7 @@ def test_model_card_snippets_run_as_written(run, digits):
         "task_cards"] if c["name"] == "digits"][0]["generation"]["closed_set"]
 
 
+@pytest.mark.slow
 def test_dataset_push_with_card(pushed, digits):
     report, storage = pushed
     original = datasets.load_from_disk(str(digits))

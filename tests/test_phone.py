@@ -185,6 +185,7 @@ def _edit_distance(a, b) -> int:
     return row[-1]
 
 
+@pytest.mark.slow
 def test_tiny_model_learns_asr_with_phone_ctc(speech):
     """A tiny model overfits four espeak-ng utterances (SpecAugment on): it transcribes them, and the
     CTC head alone recovers their phones."""

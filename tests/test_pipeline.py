@@ -14,6 +14,8 @@ import ofa_plus
 from generalist import default_generalist, inside
 from ofa_plus.task_card import generation_kwargs, inference_row
 
+pytestmark = pytest.mark.slow  # every test here trains a model first
+
 CAPTION = "[IMAGE:image] what does the image describe? -> [TEXT:caption]"
 
 

@@ -235,6 +235,7 @@ def test_cli_help():
     assert "--output" in res.stdout and "--corpus" in res.stdout and "--vocab-size" in res.stdout
 
 
+@pytest.mark.slow
 def test_cli_trains_from_corpus_file(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(itertools.islice(default_corpus(), 300)) + "\n", encoding="utf-8")

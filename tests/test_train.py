@@ -52,6 +52,7 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(run_dir / "final" / "model.safetensors")
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_ends_with_the_weights_of_an_uninterrupted_run(suite, tmp_path):
     common = ["--cards", str(suite), "--max-steps", "12", "--save-every", "4", "--seed", "3"]
     run(TRAIN + common + ["--output", str(tmp_path / "straight")])
@@ -84,6 +85,7 @@ def test_resume_after_sigkill_ends_with_the_weights_of_an_uninterrupted_run(suit
         assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-4 for k in a)
 
 
+@pytest.mark.slow
 def test_two_processes_train_and_evaluate_like_one(suite, tmp_path):
     out = tmp_path / "ddp"
     trained = run(ACCELERATE_2 + ["-m", "ofa_plus.train", "--image-size", "64", "--cards", str(suite),
@@ -114,6 +116,7 @@ def test_two_processes_train_and_evaluate_like_one(suite, tmp_path):
     assert len(card.data.eval_results) == 3
 
 
+@pytest.mark.slow
 def test_corrupt_images_are_skipped_counted_and_reported(tmp_path):
     cards = write_toy_suite(tmp_path, digits_rows=120, corrupt_rows=(3, 7))
     done = run(TRAIN + ["--cards", str(cards), "--max-steps", "6", "--limit-rows", "16", "--tasks-per-step", "4",
@@ -125,6 +128,7 @@ def test_corrupt_images_are_skipped_counted_and_reported(tmp_path):
     assert (tmp_path / "run" / "final" / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_trained_model_carries_its_cards(suite, tmp_path):
     run(TRAIN + ["--cards", str(suite), "--max-steps", "1", "--output", str(tmp_path / "run")])
     config = json.loads((tmp_path / "run" / "final" / "config.json").read_text())

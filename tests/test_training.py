@@ -63,6 +63,7 @@ def mean_loss(model, processor, plan, rows) -> float:
         return model(**batch).loss.item()
 
 
+@pytest.mark.slow
 def test_tiny_model_learns_three_instructions_together():
     torch.manual_seed(0)
     config = OFAPlusConfig.from_preset("tiny", image_size=64, dropout=0.0)

@@ -118,12 +118,14 @@ def test_bad_audio_targets_name_the_row_and_slot(speech, tmp_path):
         processor(TTS, text=["a"], audio=[str(broken)])
 
 
+@pytest.mark.slow
 def test_loss_is_finite_and_falls(trained):
     *_, losses = trained
     assert all(np.isfinite(losses))
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) / 5
 
 
+@pytest.mark.slow
 def test_generation_stops_on_its_own_near_the_true_length(trained):
     model, processor, batch, _ = trained
     inputs = processor(TTS, text=[t for t, _ in SENTENCES])
@@ -143,6 +145,7 @@ def test_generation_stops_on_its_own_near_the_true_length(trained):
     assert capped.mel_lengths.tolist()[1:] == [20, 20] and not capped.stopped[2]
 
 
+@pytest.mark.slow
 def test_batched_generation_equals_one_by_one(trained):
     model, processor, _, _ = trained
     texts = [t for t, _ in SENTENCES]
@@ -165,6 +168,7 @@ def test_batched_generation_equals_one_by_one(trained):
         model.generate(**batched, num_beams=3)
 
 
+@pytest.mark.slow
 def test_saved_model_speaks_through_the_pipeline_into_wav_files(trained, tmp_path):
     model, processor, _, _ = trained
     model.save_pretrained(tmp_path / "model")
@@ -211,6 +215,7 @@ class RecordingVocoder(torch.nn.Module):
         return (self.gain * torch.sin(2 * torch.pi * 440 * t))[None]
 
 
+@pytest.mark.slow
 def test_a_neural_vocoder_replaces_griffin_lim_when_set(trained, tmp_path):
     model, processor, _, _ = trained
     inputs = processor(TTS, text=[SENTENCES[0][0], SENTENCES[1][0]])
@@ -235,6 +240,7 @@ def test_a_neural_vocoder_replaces_griffin_lim_when_set(trained, tmp_path):
     assert read_wav(path)[1] == 16000
 
 
+@pytest.mark.slow
 def test_validation_loss_of_a_speech_task(trained, speech):
     from types import SimpleNamespace
 
