@@ -240,3 +240,23 @@ def test_a_new_output_kind_trains_generates_and_round_trips(tmp_path):
     reloaded = OFAPlusProcessor.from_pretrained(tmp_path)
     again = reloaded(SCALAR_TASK, sentence=sentences)
     assert reloaded.postprocess(loaded.generate(**again), again) == predicted
+
+
+def test_processor_and_model_reach_modalities_only_through_the_registry():
+    """No import of a modality's own module, and no modality name in their code (strings in error
+    messages and docstrings aside): what they do per modality comes from the registry's hooks."""
+    import ast
+    from pathlib import Path
+
+    import ofa_plus
+    from ofa_plus.modalities import MODALITIES
+
+    package = Path(ofa_plus.__file__).parent
+    for name in ("processing_ofa_plus.py", "modeling_ofa_plus.py", "generation.py"):
+        tree = ast.parse((package / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith("modalities."), (name, node.module)
+            if isinstance(node, ast.Compare):  # x == "IMAGE", x in ("AUDIO", ...)
+                constants = [c.value for c in ast.walk(node) if isinstance(c, ast.Constant)]
+                assert not set(constants) & set(MODALITIES), (name, ast.unparse(node))

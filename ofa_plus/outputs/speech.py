@@ -2,8 +2,7 @@
 head, its generator, a vocoder step and WAV writing. AUDIO as an input lives in ``modalities/audio.py``.
 
 Processor half: `MelSettings` (the model config's ``tts_*`` fields, defined in the config module and
-saved with the processor),
-`mel_target` (any audio value -> (frames, n_mels) natural-log mel power, optionally normalised with
+saved with the processor), `mel_target` (any audio value -> (frames, n_mels) natural-log mel power, optionally normalised with
 global statistics), `collate_mels` (-> batch keys ``mel_labels`` (B, frames, n_mels) zero-padded and
 ``mel_lengths`` (B,)), `decode_speech` (generated mels -> ``{"audio": float32 array, "sampling_rate"}``
 per row, the convention of transformers' text-to-audio pipeline) and `write_wav` / `save_audio`.
