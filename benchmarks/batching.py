@@ -32,12 +32,16 @@ def _padding(batch) -> tuple[int, int, int, int]:
         last = torch.where(dec.any(1), dec.shape[1] - dec.flip(1).int().argmax(1), 0)
         dec_real = int(last.sum())
     if "mel_lengths" in batch:  # an AUDIO target: the decoder's positions are mel frames
-        dec_real, dec_all = int(batch["mel_lengths"].sum()), batch["mel_labels"].shape[0] * batch["mel_labels"].shape[1]
+        dec_real, dec_all = (
+            int(batch["mel_lengths"].sum()),
+            batch["mel_labels"].shape[0] * batch["mel_labels"].shape[1],
+        )
     return int(enc.sum()), enc.numel(), dec_real, dec_all
 
 
-def padding_share(preset: str, batches_per_task: int, seed: int = 0, image_size: int | None = None,
-                  batch_size: int | None = None) -> dict:
+def padding_share(
+    preset: str, batches_per_task: int, seed: int = 0, image_size: int | None = None, batch_size: int | None = None
+) -> dict:
     """Padding share per task and overall, with and without bucketing. ``image_size`` and
     ``batch_size`` override the preset's and the cards' values, as train.py's flags do."""
     config = OFAPlusConfig.from_preset(preset, **({"image_size": image_size} if image_size else {}))
@@ -54,8 +58,14 @@ def padding_share(preset: str, batches_per_task: int, seed: int = 0, image_size:
             counts = np.zeros(4)
             for k in range(min(batches_per_task, -(-len(stream.dataset) // card.training.batch_size))):
                 indices = stream.next_indices()
-                batch, _ = collate(processor, card, stream.rows(indices), indices, training=True,
-                                   rng=random.Random(f"{seed}-{index}-{k}"))
+                batch, _ = collate(
+                    processor,
+                    card,
+                    stream.rows(indices),
+                    indices,
+                    training=True,
+                    rng=random.Random(f"{seed}-{index}-{k}"),
+                )
                 if batch is not None:
                     counts += _padding(batch)
             per_task[card.name] = _shares(counts)
@@ -66,8 +76,12 @@ def padding_share(preset: str, batches_per_task: int, seed: int = 0, image_size:
 
 def _shares(counts) -> dict:
     enc_real, enc_all, dec_real, dec_all = counts
-    return {"encoder": 1 - enc_real / enc_all, "decoder": 1 - dec_real / dec_all if dec_all else 0.0,
-            "all": 1 - (enc_real + dec_real) / (enc_all + dec_all), "tokens": int(enc_all + dec_all)}
+    return {
+        "encoder": 1 - enc_real / enc_all,
+        "decoder": 1 - dec_real / dec_all if dec_all else 0.0,
+        "all": 1 - (enc_real + dec_real) / (enc_all + dec_all),
+        "tokens": int(enc_all + dec_all),
+    }
 
 
 class TrainerBatches(IterableDataset):
@@ -91,8 +105,14 @@ class TrainerBatches(IterableDataset):
                 indices = streams[task].next_indices()  # every worker advances every stream alike
                 if (step * len(cards) + k) % workers != worker:
                     continue
-                batch, _ = collate(processor, cards[task], streams[task].rows(indices), indices, training=True,
-                                   rng=random.Random(f"{self.seed}-{step}-{k}"))
+                batch, _ = collate(
+                    processor,
+                    cards[task],
+                    streams[task].rows(indices),
+                    indices,
+                    training=True,
+                    rng=random.Random(f"{self.seed}-{step}-{k}"),
+                )
                 if batch is not None:
                     yield {key: value for key, value in batch.items() if torch.is_tensor(value)}
             step += 1
@@ -101,8 +121,13 @@ class TrainerBatches(IterableDataset):
 def pipeline_rate(preset: str, workers: int, seconds: float) -> dict:
     """Rows per second the trainer's batch builder delivers with ``workers`` processes (0: in the
     training process itself, as train.py does today)."""
-    loader = DataLoader(TrainerBatches(preset), batch_size=None, num_workers=workers,
-                        prefetch_factor=4 if workers else None, persistent_workers=False)
+    loader = DataLoader(
+        TrainerBatches(preset),
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=4 if workers else None,
+        persistent_workers=False,
+    )
     iterator = iter(loader)
     next(iterator)  # start-up (workers loading cards and datasets) is not counted
     rows, batches, start = 0, 0, time.perf_counter()

@@ -36,10 +36,15 @@ def choose_threads(requested: str | int) -> int:
 
 def machine(device: torch.device) -> dict:
     info = {
-        "cpu": _cpu_name(), "cores": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2),
-        "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "python": platform.python_version(), "torch": torch.__version__,
-        "transformers": __import__("transformers").__version__, "device": str(device),
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": __import__("transformers").__version__,
+        "device": str(device),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -70,20 +75,33 @@ def sync(device: torch.device) -> None:
 def bart_config_like(config: OFAPlusConfig) -> BartConfig:
     """Stock BART with OFA+'s dimensions, vocabulary, special ids and dropout settings."""
     return BartConfig(
-        vocab_size=config.vocab_size, d_model=config.d_model, max_position_embeddings=config.max_positions,
-        encoder_layers=config.encoder_layers, decoder_layers=config.decoder_layers,
-        encoder_attention_heads=config.encoder_attention_heads, decoder_attention_heads=config.decoder_attention_heads,
-        encoder_ffn_dim=config.encoder_ffn_dim, decoder_ffn_dim=config.decoder_ffn_dim,
-        activation_function=config.activation_function, dropout=config.dropout,
-        attention_dropout=config.attention_dropout, activation_dropout=config.activation_dropout,
-        pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id,
-        decoder_start_token_id=config.decoder_start_token_id, forced_eos_token_id=None,
-        tie_word_embeddings=True, scale_embedding=False, init_std=config.init_std,
+        vocab_size=config.vocab_size,
+        d_model=config.d_model,
+        max_position_embeddings=config.max_positions,
+        encoder_layers=config.encoder_layers,
+        decoder_layers=config.decoder_layers,
+        encoder_attention_heads=config.encoder_attention_heads,
+        decoder_attention_heads=config.decoder_attention_heads,
+        encoder_ffn_dim=config.encoder_ffn_dim,
+        decoder_ffn_dim=config.decoder_ffn_dim,
+        activation_function=config.activation_function,
+        dropout=config.dropout,
+        attention_dropout=config.attention_dropout,
+        activation_dropout=config.activation_dropout,
+        pad_token_id=config.pad_token_id,
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        decoder_start_token_id=config.decoder_start_token_id,
+        forced_eos_token_id=None,
+        tie_word_embeddings=True,
+        scale_embedding=False,
+        init_std=config.init_std,
     )
 
 
-def build_pair(preset: str, device: torch.device, dtype: torch.dtype, seed: int = 0, with_bart: bool = True,
-               **overrides):
+def build_pair(
+    preset: str, device: torch.device, dtype: torch.dtype, seed: int = 0, with_bart: bool = True, **overrides
+):
     """(OFA+, BART) with identical d_model, layers, heads, FFN, vocabulary; BART in transformers' SDPA mode."""
     config = OFAPlusConfig.from_preset(preset, **overrides)
     torch.manual_seed(seed)
@@ -121,14 +139,28 @@ def tensors(batch, device: torch.device, dtype: torch.dtype) -> dict[str, torch.
 
 def bart_loss(bart, inputs: dict[str, torch.Tensor], label_smoothing: float) -> torch.Tensor:
     """BART forward + the same label-smoothed token loss OFA+ computes (the same work on both sides)."""
-    out = bart(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-               decoder_input_ids=inputs["decoder_input_ids"], use_cache=False)
-    return F.cross_entropy(out.logits.flatten(0, 1).float(), inputs["labels"].flatten(), ignore_index=-100,
-                           label_smoothing=label_smoothing)
+    out = bart(
+        input_ids=inputs["input_ids"],
+        attention_mask=inputs["attention_mask"],
+        decoder_input_ids=inputs["decoder_input_ids"],
+        use_cache=False,
+    )
+    return F.cross_entropy(
+        out.logits.flatten(0, 1).float(),
+        inputs["labels"].flatten(),
+        ignore_index=-100,
+        label_smoothing=label_smoothing,
+    )
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int, device: torch.device,
-                budget_s: float | None = None, clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
+def interleaved(
+    fns: dict[str, Callable[[], object]],
+    repeats: int,
+    warmup: int,
+    device: torch.device,
+    budget_s: float | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, list[float]]:
     """Run every function once per round, in a rotating order, and collect seconds per call.
 
     Interleaving puts both contenders under the same background load; the rotation keeps one from
@@ -142,7 +174,7 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int,
     times: dict[str, list[float]] = {n: [] for n in names}
     started = time.perf_counter()
     for r in range(repeats):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             gc.collect()
             sync(device)

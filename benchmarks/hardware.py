@@ -20,9 +20,15 @@ def linear_shapes(config, batch: int, enc: int, dec: int) -> list[tuple[int, int
     ne, nd = batch * enc, batch * dec
     e, dl = config.encoder_layers, config.decoder_layers
     return [
-        (ne, d, 3 * d, e), (ne, d, d, e), (ne, d, config.encoder_ffn_dim, e), (ne, config.encoder_ffn_dim, d, e),
-        (nd, d, 3 * d, dl), (nd, d, d, 3 * dl), (ne, d, 2 * d, dl),
-        (nd, d, config.decoder_ffn_dim, dl), (nd, config.decoder_ffn_dim, d, dl),
+        (ne, d, 3 * d, e),
+        (ne, d, d, e),
+        (ne, d, config.encoder_ffn_dim, e),
+        (ne, config.encoder_ffn_dim, d, e),
+        (nd, d, 3 * d, dl),
+        (nd, d, d, 3 * dl),
+        (ne, d, 2 * d, dl),
+        (nd, d, config.decoder_ffn_dim, dl),
+        (nd, config.decoder_ffn_dim, d, dl),
         (nd, d, v, 1),
     ]
 
@@ -86,16 +92,42 @@ def _matmul_seconds(a: torch.Tensor, b: torch.Tensor, device, repeats: int) -> f
 CATEGORIES = [
     ("matmul (GEMM)", ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::baddbmm", "aten::linear")),
     ("attention kernels", ("aten::_scaled_dot_product", "aten::_softmax", "aten::_softmax_backward_data")),
-    ("embedding lookups / gathers", ("aten::embedding", "aten::index_select", "aten::embedding_dense_backward",
-                                     "aten::index_add_", "aten::_coalesce", "aten::index")),
-    ("loss (log-softmax)", ("aten::_log_softmax", "aten::nll_loss", "aten::logsumexp", "aten::exp", "aten::amax",
-                            "_LabelSmoothedLMLoss")),
+    (
+        "embedding lookups / gathers",
+        (
+            "aten::embedding",
+            "aten::index_select",
+            "aten::embedding_dense_backward",
+            "aten::index_add_",
+            "aten::_coalesce",
+            "aten::index",
+        ),
+    ),
+    (
+        "loss (log-softmax)",
+        ("aten::_log_softmax", "aten::nll_loss", "aten::logsumexp", "aten::exp", "aten::amax", "_LabelSmoothedLMLoss"),
+    ),
     ("dropout", ("aten::bernoulli_", "aten::native_dropout")),
-    ("layer norm / gelu", ("aten::native_layer_norm", "aten::native_layer_norm_backward", "aten::gelu",
-                           "aten::gelu_backward")),
+    (
+        "layer norm / gelu",
+        ("aten::native_layer_norm", "aten::native_layer_norm_backward", "aten::gelu", "aten::gelu_backward"),
+    ),
     ("copies / fills", ("aten::copy_", "aten::fill_", "aten::cat", "aten::zero_", "aten::clone", "aten::contiguous")),
-    ("elementwise", ("aten::add", "aten::add_", "aten::mul", "aten::mul_", "aten::div", "aten::div_", "aten::sum",
-                     "aten::sub", "aten::where", "aten::masked_fill")),
+    (
+        "elementwise",
+        (
+            "aten::add",
+            "aten::add_",
+            "aten::mul",
+            "aten::mul_",
+            "aten::div",
+            "aten::div_",
+            "aten::sum",
+            "aten::sub",
+            "aten::where",
+            "aten::masked_fill",
+        ),
+    ),
 ]
 
 
@@ -112,10 +144,17 @@ def profile_step(forward_loss, optimizer, top: int = 12) -> dict:
         with record_function("phase:optimizer"):
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-    phases = {e.key.split(":", 1)[1]: e.cpu_time_total / 1e6
-              for prof in (model_prof, optimizer_prof) for e in prof.key_averages() if e.key.startswith("phase:")}
-    ops = [(e.key, e.self_cpu_time_total / 1e6, e.count) for e in model_prof.key_averages()
-           if not e.key.startswith("phase:")]
+    phases = {
+        e.key.split(":", 1)[1]: e.cpu_time_total / 1e6
+        for prof in (model_prof, optimizer_prof)
+        for e in prof.key_averages()
+        if e.key.startswith("phase:")
+    }
+    ops = [
+        (e.key, e.self_cpu_time_total / 1e6, e.count)
+        for e in model_prof.key_averages()
+        if not e.key.startswith("phase:")
+    ]
     total = sum(t for _, t, _ in ops) or 1.0
     categories = collections.Counter()
     for key, seconds, _ in ops:
@@ -124,6 +163,8 @@ def profile_step(forward_loss, optimizer, top: int = 12) -> dict:
     return {
         "phases_s": phases,
         "categories_share": {k: v / total for k, v in categories.most_common()},  # of forward + backward
-        "top_ops": [{"op": k, "self_s": t, "share": t / total, "calls": n}
-                    for k, t, n in sorted(ops, key=lambda o: -o[1])[:top]],
+        "top_ops": [
+            {"op": k, "self_s": t, "share": t / total, "calls": n}
+            for k, t, n in sorted(ops, key=lambda o: -o[1])[:top]
+        ],
     }

@@ -69,16 +69,36 @@ def measure(preset: str, what: str, model_name: str, device: str, threads: int) 
         torch.cuda.reset_peak_memory_stats(device)
     reset = reset_peak_rss()
     run()
-    out = {"preset": preset, "what": what, "model": model_name, "workload": label,
-           "rss_after_build_bytes": built, "peak_rss_bytes": peak_rss(), "peak_is_of_the_call_only": reset}
+    out = {
+        "preset": preset,
+        "what": what,
+        "model": model_name,
+        "workload": label,
+        "rss_after_build_bytes": built,
+        "peak_rss_bytes": peak_rss(),
+        "peak_is_of_the_call_only": reset,
+    }
     if device.type == "cuda":
         out["peak_cuda_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
     return out
 
 
 def in_subprocess(preset: str, what: str, model_name: str, device: str, threads: int, timeout: float) -> dict:
-    command = [sys.executable, "-m", "benchmarks.memory", "--preset", preset, "--what", what, "--model", model_name,
-               "--device", device, "--threads", str(threads)]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.memory",
+        "--preset",
+        preset,
+        "--what",
+        what,
+        "--model",
+        model_name,
+        "--device",
+        device,
+        "--threads",
+        str(threads),
+    ]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=timeout)
     if done.returncode:

@@ -36,8 +36,11 @@ def main() -> None:
     for name in PRESETS:
         parts = count(name)
         ratio = parts["total"] / OFA_SIZES[name] if name in OFA_SIZES else float("nan")
-        print(f"{name:<7} " + " ".join(f"{parts[c] / 1e6:>14.1f}M" for c in columns)
-              + f" {OFA_SIZES.get(name, float('nan')) / 1e6:>7.0f}M {ratio:>6.2f}")
+        print(
+            f"{name:<7} "
+            + " ".join(f"{parts[c] / 1e6:>14.1f}M" for c in columns)
+            + f" {OFA_SIZES.get(name, float('nan')) / 1e6:>7.0f}M {ratio:>6.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -25,14 +25,29 @@ import datasets
 
 from .speech_release import ReleaseLayoutError, build_from_command_line, save_splits
 
-SUBSETS = ("train-clean-100", "train-clean-360", "train-other-500", "dev-clean", "dev-other", "test-clean",
-           "test-other")
-FEATURES = datasets.Features({"id": datasets.Value("string"), "audio": datasets.Audio(),
-                              "text": datasets.Value("string"), "speaker": datasets.Value("string"),
-                              "chapter": datasets.Value("string")})
-DESCRIPTION = ("LibriSpeech ASR corpus (Panayotov, Chen, Povey, Khudanpur 2015; openslr.org/12; licence CC BY "
-               "4.0): read English audiobook speech from LibriVox, 16 kHz FLAC as released, transcripts "
-               "upper case without punctuation. Split = the release's subset ({subset}).")
+SUBSETS = (
+    "train-clean-100",
+    "train-clean-360",
+    "train-other-500",
+    "dev-clean",
+    "dev-other",
+    "test-clean",
+    "test-other",
+)
+FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "audio": datasets.Audio(),
+        "text": datasets.Value("string"),
+        "speaker": datasets.Value("string"),
+        "chapter": datasets.Value("string"),
+    }
+)
+DESCRIPTION = (
+    "LibriSpeech ASR corpus (Panayotov, Chen, Povey, Khudanpur 2015; openslr.org/12; licence CC BY "
+    "4.0): read English audiobook speech from LibriVox, 16 kHz FLAC as released, transcripts "
+    "upper case without punctuation. Split = the release's subset ({subset})."
+)
 LINE = re.compile(r"(\d+)-(\d+)-(\d+) (.+)")
 
 
@@ -54,8 +69,9 @@ def read_chapter(folder: Path, speaker: str, chapter: str) -> list[tuple[Path, d
     transcript = folder / f"{speaker}-{chapter}.trans.txt"
     audio = {p.name: p for p in folder.glob("*.flac")}
     if not transcript.is_file():
-        raise ReleaseLayoutError(f"librispeech: missing transcript {transcript} "
-                                 f"(the chapter folder holds {len(audio)} .flac files)")
+        raise ReleaseLayoutError(
+            f"librispeech: missing transcript {transcript} (the chapter folder holds {len(audio)} .flac files)"
+        )
     rows, seen = [], set()
     for number, line in enumerate(transcript.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -63,11 +79,14 @@ def read_chapter(folder: Path, speaker: str, chapter: str) -> list[tuple[Path, d
         match = LINE.fullmatch(line.strip())
         where = f"{transcript}, line {number}"
         if match is None:
-            raise ReleaseLayoutError(f"librispeech: {where}: expected '<speaker>-<chapter>-<utterance> <TRANSCRIPT>', "
-                                     f"got {line[:80]!r}")
+            raise ReleaseLayoutError(
+                f"librispeech: {where}: expected '<speaker>-<chapter>-<utterance> <TRANSCRIPT>', got {line[:80]!r}"
+            )
         if match.group(1, 2) != (speaker, chapter):
-            raise ReleaseLayoutError(f"librispeech: {where}: utterance {line.split()[0]} does not belong to "
-                                     f"speaker {speaker}, chapter {chapter}")
+            raise ReleaseLayoutError(
+                f"librispeech: {where}: utterance {line.split()[0]} does not belong to "
+                f"speaker {speaker}, chapter {chapter}"
+            )
         utterance = line.split()[0]
         if utterance in seen:
             raise ReleaseLayoutError(f"librispeech: {where}: utterance {utterance} is listed twice")
@@ -75,12 +94,15 @@ def read_chapter(folder: Path, speaker: str, chapter: str) -> list[tuple[Path, d
         path = audio.pop(f"{utterance}.flac", None)
         if path is None:
             raise ReleaseLayoutError(f"librispeech: {where}: no audio file {folder / (utterance + '.flac')}")
-        rows.append((path, {"id": utterance, "text": " ".join(match.group(4).split()), "speaker": speaker,
-                            "chapter": chapter}))
+        rows.append(
+            (path, {"id": utterance, "text": " ".join(match.group(4).split()), "speaker": speaker, "chapter": chapter})
+        )
     if audio:
         extra = sorted(audio)
-        raise ReleaseLayoutError(f"librispeech: audio without a transcript line in {transcript}: "
-                                 f"{folder / extra[0]}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+        raise ReleaseLayoutError(
+            f"librispeech: audio without a transcript line in {transcript}: "
+            f"{folder / extra[0]}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+        )
     return rows
 
 
@@ -91,8 +113,10 @@ def read_subset(folder: Path) -> list[tuple[Path, dict]]:
         for chapter_folder in chapters:
             rows += read_chapter(chapter_folder, speaker_folder.name, chapter_folder.name)
     if not rows:
-        raise ReleaseLayoutError(f"librispeech: no utterances under {folder} "
-                                 "(expected <speaker>/<chapter>/<speaker>-<chapter>-<utterance>.flac)")
+        raise ReleaseLayoutError(
+            f"librispeech: no utterances under {folder} "
+            "(expected <speaker>/<chapter>/<speaker>-<chapter>-<utterance>.flac)"
+        )
     return rows
 
 

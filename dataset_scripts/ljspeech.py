@@ -27,13 +27,21 @@ import numpy as np
 
 from .speech_release import ReleaseLayoutError, build_from_command_line, save_splits
 
-FEATURES = datasets.Features({"id": datasets.Value("string"), "audio": datasets.Audio(),
-                              "text": datasets.Value("string"), "raw_text": datasets.Value("string"),
-                              "speaker": datasets.Value("string")})
-DESCRIPTION = ("LJ Speech 1.1 (Keith Ito and Linda Johnson 2017; keithito.com/LJ-Speech-Dataset; public domain): "
-               "13,100 clips of one reader reading non-fiction books, 22.05 kHz WAV as released. `text` is the "
-               "normalized transcription. No official split: a seeded shuffle (seed {seed}) holds out "
-               "{validation} validation and {test} test clips.")
+FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "audio": datasets.Audio(),
+        "text": datasets.Value("string"),
+        "raw_text": datasets.Value("string"),
+        "speaker": datasets.Value("string"),
+    }
+)
+DESCRIPTION = (
+    "LJ Speech 1.1 (Keith Ito and Linda Johnson 2017; keithito.com/LJ-Speech-Dataset; public domain): "
+    "13,100 clips of one reader reading non-fiction books, 22.05 kHz WAV as released. `text` is the "
+    "normalized transcription. No official split: a seeded shuffle (seed {seed}) holds out "
+    "{validation} validation and {test} test clips."
+)
 
 
 def release_folder(root: str | Path) -> Path:
@@ -58,8 +66,10 @@ def read_release(root: Path) -> list[tuple[Path, dict]]:
         where = f"{metadata}, line {number}"
         fields = line.split("|")
         if len(fields) != 3 or not fields[0].strip():
-            raise ReleaseLayoutError(f"ljspeech: {where}: expected 'id|transcription|normalized transcription', "
-                                     f"got {len(fields)} field(s): {line[:80]!r}")
+            raise ReleaseLayoutError(
+                f"ljspeech: {where}: expected 'id|transcription|normalized transcription', "
+                f"got {len(fields)} field(s): {line[:80]!r}"
+            )
         clip, raw, normalized = (f.strip() for f in fields)
         if clip in seen:
             raise ReleaseLayoutError(f"ljspeech: {where}: clip {clip} is listed twice")
@@ -72,23 +82,32 @@ def read_release(root: Path) -> list[tuple[Path, dict]]:
         rows.append((path, {"id": clip, "text": normalized or raw, "raw_text": raw, "speaker": "LJ"}))
     if audio:
         extra = sorted(audio.values())
-        raise ReleaseLayoutError(f"ljspeech: audio without a line in {metadata}: {extra[0]}"
-                                 + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+        raise ReleaseLayoutError(
+            f"ljspeech: audio without a line in {metadata}: {extra[0]}"
+            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+        )
     if not rows:
         raise ReleaseLayoutError(f"ljspeech: {metadata} lists no clips")
     return rows
 
 
-def build(root: str | Path, output: str | Path, validation: int = 100, test: int = 500,
-          seed: int = 0) -> datasets.DatasetDict:
+def build(
+    root: str | Path, output: str | Path, validation: int = 100, test: int = 500, seed: int = 0
+) -> datasets.DatasetDict:
     """Read the release under ``root``, hold out validation / test clips, save to ``output``."""
     rows = read_release(release_folder(root))
     if validation < 0 or test < 0 or validation + test >= len(rows):
-        raise ReleaseLayoutError(f"ljspeech: cannot hold out {validation} validation + {test} test clips of "
-                                 f"{len(rows)} (the train split would be empty)")
+        raise ReleaseLayoutError(
+            f"ljspeech: cannot hold out {validation} validation + {test} test clips of "
+            f"{len(rows)} (the train split would be empty)"
+        )
     order = np.random.default_rng(seed).permutation(len(rows))
     # each split keeps the release's order (clips of one chapter stay together)
-    parts = {"train": order[validation + test:], "validation": order[:validation], "test": order[validation:validation + test]}
+    parts = {
+        "train": order[validation + test :],
+        "validation": order[:validation],
+        "test": order[validation : validation + test],
+    }
     splits = {split: [rows[i] for i in sorted(indices)] for split, indices in parts.items()}
     return save_splits(splits, FEATURES, output, DESCRIPTION.format(seed=seed, validation=validation, test=test))
 
@@ -101,8 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test", type=int, default=500, help="clips held out for test")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    build_from_command_line("ljspeech", args.output,
-                            lambda: build(args.root, args.output, args.validation, args.test, args.seed))
+    build_from_command_line(
+        "ljspeech", args.output, lambda: build(args.root, args.output, args.validation, args.test, args.seed)
+    )
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import datasets
 
@@ -21,8 +21,9 @@ def _rows(paths_and_rows: list[tuple[Path, dict]]) -> Iterable[dict]:
         yield {**row, "audio": {"bytes": path.read_bytes(), "path": path.name}}
 
 
-def save_splits(splits: dict[str, list[tuple[Path, dict]]], features: datasets.Features, output: str | Path,
-                description: str) -> datasets.DatasetDict:
+def save_splits(
+    splits: dict[str, list[tuple[Path, dict]]], features: datasets.Features, output: str | Path, description: str
+) -> datasets.DatasetDict:
     """Write ``{split: [(audio file, row without audio)]}`` to ``output`` with ``save_to_disk``.
 
     Rows are streamed through ``Dataset.from_generator`` into a throw-away cache, so a release of
@@ -31,8 +32,9 @@ def save_splits(splits: dict[str, list[tuple[Path, dict]]], features: datasets.F
     result = datasets.DatasetDict()
     with tempfile.TemporaryDirectory(prefix="speech-release-") as cache:
         for split, rows in splits.items():
-            dataset = datasets.Dataset.from_generator(_rows, features=features, cache_dir=cache,
-                                                      gen_kwargs={"paths_and_rows": rows})
+            dataset = datasets.Dataset.from_generator(
+                _rows, features=features, cache_dir=cache, gen_kwargs={"paths_and_rows": rows}
+            )
             dataset.info.description = description
             result[split] = dataset
         result.save_to_disk(str(output))

@@ -6,8 +6,16 @@ the transformers Auto classes, so saved checkpoints load with `AutoModelForSeq2S
 (alias ``"ofa-plus"``, see `ofa_plus.pipeline`).
 """
 
-from transformers import (AutoConfig, AutoFeatureExtractor, AutoImageProcessor, AutoModel,
-                          AutoModelForImageTextToText, AutoModelForSeq2SeqLM, AutoProcessor, AutoTokenizer)
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageTextToText,
+    AutoModelForSeq2SeqLM,
+    AutoProcessor,
+    AutoTokenizer,
+)
 
 from .configuration_ofa_plus import PRESETS, OFAPlusConfig
 from .generation import DecodingConstraints
@@ -17,11 +25,11 @@ from .modalities.audio import OFAPlusAudioFeatureExtractor, load_audio
 from .modalities.image import OFAPlusImageProcessor
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration, OFAPlusModel, OFAPlusPreTrainedModel
 from .outputs import OUTPUT_KINDS, OutputKind, get_output_kind, register_output_kind
-from .plan import TaskPlan, compile_plan
-from .task_card import CardError, TaskCard, load_cards
-from .processing_ofa_plus import OFAPlusBatch, OFAPlusProcessor
 from .pipeline import OFAPlusPipeline
 from .pipeline import register as _register_pipeline
+from .plan import TaskPlan, compile_plan
+from .processing_ofa_plus import OFAPlusBatch, OFAPlusProcessor
+from .task_card import CardError, TaskCard, load_cards
 from .tokenization_ofa_plus import OFAPlusTokenizer
 from .tokenizer_training import train_tokenizer
 
@@ -37,10 +45,35 @@ _register_pipeline()
 
 __version__ = "0.1.0"
 __all__ = [
-    "CardError", "DecodingConstraints", "Instruction", "InstructionError", "MODALITIES", "Modality",
-    "ModalityAdaptor", "OUTPUT_KINDS", "OutputKind", "OFAPlusAudioFeatureExtractor", "OFAPlusBatch", "OFAPlusConfig", "OFAPlusForConditionalGeneration",
-    "OFAPlusImageProcessor", "OFAPlusModel", "OFAPlusPipeline", "OFAPlusPreTrainedModel", "OFAPlusProcessor",
-    "OFAPlusTokenizer", "PRESETS", "TaskCard", "TaskPlan", "compile_plan", "load_audio", "load_cards",
-    "get_modality", "get_output_kind", "parse_instruction", "register_modality", "register_output_kind",
+    "CardError",
+    "DecodingConstraints",
+    "Instruction",
+    "InstructionError",
+    "MODALITIES",
+    "Modality",
+    "ModalityAdaptor",
+    "OUTPUT_KINDS",
+    "OutputKind",
+    "OFAPlusAudioFeatureExtractor",
+    "OFAPlusBatch",
+    "OFAPlusConfig",
+    "OFAPlusForConditionalGeneration",
+    "OFAPlusImageProcessor",
+    "OFAPlusModel",
+    "OFAPlusPipeline",
+    "OFAPlusPreTrainedModel",
+    "OFAPlusProcessor",
+    "OFAPlusTokenizer",
+    "PRESETS",
+    "TaskCard",
+    "TaskPlan",
+    "compile_plan",
+    "load_audio",
+    "load_cards",
+    "get_modality",
+    "get_output_kind",
+    "parse_instruction",
+    "register_modality",
+    "register_output_kind",
     "train_tokenizer",
 ]

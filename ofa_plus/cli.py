@@ -36,9 +36,12 @@ class UsageError(Exception):
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="ofa-plus", description=__doc__.split("\n\n")[0],
-                                     epilog="\n".join(f"  {c:<9} {h}" for c, h in COMMANDS.items()),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="ofa-plus",
+        description=__doc__.split("\n\n")[0],
+        epilog="\n".join(f"  {c:<9} {h}" for c, h in COMMANDS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND", help=", ".join(COMMANDS))
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
@@ -69,25 +72,37 @@ def main(argv: list[str] | None = None) -> None:
 def _require_model(model: str) -> None:
     """A local-looking model path must hold a saved model; say how to make one if not."""
     path = Path(model)
-    if (path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1) and \
-            not (path / "config.json").is_file():
-        raise UsageError(f"no trained model at {model!r} (no config.json there). Train one with "
-                         "`ofa-plus train --cards CARDS --output runs/x` and pass runs/x/final, or give a Hub id")
+    if (path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1) and not (
+        path / "config.json"
+    ).is_file():
+        raise UsageError(
+            f"no trained model at {model!r} (no config.json there). Train one with "
+            "`ofa-plus train --cards CARDS --output runs/x` and pass runs/x/final, or give a Hub id"
+        )
 
 
 # ---------------------------------------------------------------------------------------------- run
 def run_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ofa-plus run", description=COMMANDS["run"] + ".",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="ofa-plus run", description=COMMANDS["run"] + ".", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--model", required=True, help="a trained model folder or Hub id")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--task", help="one of the model's tasks by name (its card sets instruction and decoding)")
     what.add_argument("--instruction", help='e.g. "[IMAGE:image] what does the image describe? -> [TEXT:caption]"')
     for option, modality in FILE_OPTIONS.items():
-        p.add_argument(f"--{option}", help=f"fills the instruction's [{modality}:...] input slot"
-                       + (" (a file path)" if option != "text" else ""))
-    p.add_argument("--input", action="append", default=[], metavar="COLUMN=VALUE",
-                   help="fill a column by name (repeatable); a value starting with @ is read from that file path")
+        p.add_argument(
+            f"--{option}",
+            help=f"fills the instruction's [{modality}:...] input slot"
+            + (" (a file path)" if option != "text" else ""),
+        )
+    p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="COLUMN=VALUE",
+        help="fill a column by name (repeatable); a value starting with @ is read from that file path",
+    )
     p.add_argument("--num-beams", type=int, help="override the task's beam count")
     p.add_argument("--max-new-tokens", type=int, help="override the task's output length")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the first GPU if there is one)")
@@ -122,8 +137,10 @@ def _columns(plan, args) -> dict:
         slots = [s.column for s in inputs if s.slot.modality == modality]
         if len(slots) != 1:
             have = ", ".join(f"[{s.slot.modality}:{s.column}]" for s in inputs) or "none"
-            raise UsageError(f"--{option} fills the one [{modality}:...] input slot, but the instruction has "
-                             f"{len(slots) or 'no'} such slot(s) (its inputs: {have}); use --input COLUMN=VALUE")
+            raise UsageError(
+                f"--{option} fills the one [{modality}:...] input slot, but the instruction has "
+                f"{len(slots) or 'no'} such slot(s) (its inputs: {have}); use --input COLUMN=VALUE"
+            )
         if option != "text" and not Path(value).is_file():
             raise UsageError(f"--{option} {value}: no such file")
         columns[slots[0]] = value
@@ -134,8 +151,10 @@ def _columns(plan, args) -> dict:
         columns[column] = Path(value[1:]).read_text().strip() if value.startswith("@") else value
     missing = [s.column for s in inputs if s.column not in columns]
     if missing:
-        raise UsageError(f"no value for input column(s) {', '.join(missing)}; give them with "
-                         + ", ".join(_option_for(s) for s in inputs if s.column in missing))
+        raise UsageError(
+            f"no value for input column(s) {', '.join(missing)}; give them with "
+            + ", ".join(_option_for(s) for s in inputs if s.column in missing)
+        )
     return columns
 
 
@@ -146,18 +165,27 @@ def _option_for(slot) -> str:
 
 # ---------------------------------------------------------------------------------------------- push
 def push_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ofa-plus push", description=COMMANDS["push"] + ". Log in first "
-                                "(`hf auth login`) or set HF_TOKEN.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="ofa-plus push",
+        description=COMMANDS["push"] + ". Log in first (`hf auth login`) or set HF_TOKEN.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("path", help="a model folder (config.json) or a DatasetDict folder (dataset_dict.json)")
     p.add_argument("--repo", required=True, help="the Hub repo id, e.g. me/ofa-plus-tiny")
     p.add_argument("--results", help="model: results.json of `ofa-plus evaluate` (default: one in or beside PATH)")
     p.add_argument("--base-model", help="model: the Hub id it was fine-tuned from")
-    p.add_argument("--dataset", action="append", default=[], dest="datasets", help="model: Hub dataset id (repeatable)")
+    p.add_argument(
+        "--dataset", action="append", default=[], dest="datasets", help="model: Hub dataset id (repeatable)"
+    )
     p.add_argument("--tag", action="append", default=[], dest="tags", help="extra tag (repeatable)")
     p.add_argument("--license", help="license id, e.g. apache-2.0, mit, cc-by-sa-3.0")
-    p.add_argument("--task-category", action="append", default=[], dest="task_categories",
-                   help="dataset: Hub task category (repeatable)")
+    p.add_argument(
+        "--task-category",
+        action="append",
+        default=[],
+        dest="task_categories",
+        help="dataset: Hub task category (repeatable)",
+    )
     p.add_argument("--private", action="store_true", help="create the repo as private")
     p.add_argument("--token", help="Hub token (default: the logged-in one or HF_TOKEN)")
     return p
@@ -172,15 +200,32 @@ def push(argv: list[str]) -> str:
     path = Path(args.path)
     try:
         if (path / "dataset_dict.json").is_file():
-            where = hub.push_dataset(path, args.repo, license=args.license, task_categories=args.task_categories
-                                     or None, tags=args.tags, private=args.private or None, token=args.token)
+            where = hub.push_dataset(
+                path,
+                args.repo,
+                license=args.license,
+                task_categories=args.task_categories or None,
+                tags=args.tags,
+                private=args.private or None,
+                token=args.token,
+            )
         elif (path / "config.json").is_file():
-            where = hub.push_model(path, args.repo, results=args.results, base_model=args.base_model,
-                                   datasets=args.datasets, tags=args.tags, license=args.license,
-                                   private=args.private or None, token=args.token)
+            where = hub.push_model(
+                path,
+                args.repo,
+                results=args.results,
+                base_model=args.base_model,
+                datasets=args.datasets,
+                tags=args.tags,
+                license=args.license,
+                private=args.private or None,
+                token=args.token,
+            )
         else:
-            raise UsageError(f"{path} holds neither a model (config.json) nor a DatasetDict (dataset_dict.json); give "
-                             "the folder `ofa-plus train` wrote as <output>/final, or a save_to_disk dataset folder")
+            raise UsageError(
+                f"{path} holds neither a model (config.json) nor a DatasetDict (dataset_dict.json); give "
+                "the folder `ofa-plus train` wrote as <output>/final, or a save_to_disk dataset folder"
+            )
     except HfHubHTTPError as err:
         status = getattr(err.response, "status_code", None)
         hint = " Log in with `hf auth login` or set HF_TOKEN." if status in (401, 403) else ""

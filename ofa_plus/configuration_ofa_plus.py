@@ -28,20 +28,44 @@ PRESETS: dict[str, dict] = {
     # Initialised with std d_model ** -0.5 rather than OFA's 0.02: at 256 d, 0.02 leaves the decoder
     # almost blind to the encoder at the start, so a short run from scratch hardly uses the input.
     "tiny": dict(
-        d_model=256, encoder_layers=4, decoder_layers=4, encoder_attention_heads=4, decoder_attention_heads=4,
-        encoder_ffn_dim=1024, decoder_ffn_dim=1024, image_backbone="resnet18", image_size=128,
-        vocab_size=V.TEXT_OFFSET + 8_000, normformer=False, init_std=256**-0.5, audio_conv_channels=64,
+        d_model=256,
+        encoder_layers=4,
+        decoder_layers=4,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=1024,
+        decoder_ffn_dim=1024,
+        image_backbone="resnet18",
+        image_size=128,
+        vocab_size=V.TEXT_OFFSET + 8_000,
+        normformer=False,
+        init_std=256**-0.5,
+        audio_conv_channels=64,
     ),
     # OFA-base: 768 d, 6+6 layers, 12 heads, ResNet-101 up to stage 3, 480 px -> 30x30 patches.
     "base": dict(
-        d_model=768, encoder_layers=6, decoder_layers=6, encoder_attention_heads=12, decoder_attention_heads=12,
-        encoder_ffn_dim=3072, decoder_ffn_dim=3072, image_backbone="resnet101", image_size=480,
+        d_model=768,
+        encoder_layers=6,
+        decoder_layers=6,
+        encoder_attention_heads=12,
+        decoder_attention_heads=12,
+        encoder_ffn_dim=3072,
+        decoder_ffn_dim=3072,
+        image_backbone="resnet101",
+        image_size=480,
         vocab_size=_OFA_SIZED_VOCAB,
     ),
     # OFA-large: 1024 d, 12+12 layers, 16 heads, ResNet-152 up to stage 3.
     "large": dict(
-        d_model=1024, encoder_layers=12, decoder_layers=12, encoder_attention_heads=16, decoder_attention_heads=16,
-        encoder_ffn_dim=4096, decoder_ffn_dim=4096, image_backbone="resnet152", image_size=480,
+        d_model=1024,
+        encoder_layers=12,
+        decoder_layers=12,
+        encoder_attention_heads=16,
+        decoder_attention_heads=16,
+        encoder_ffn_dim=4096,
+        decoder_ffn_dim=4096,
+        image_backbone="resnet152",
+        image_size=480,
         vocab_size=_OFA_SIZED_VOCAB,
     ),
 }
@@ -227,40 +251,52 @@ class OFAPlusConfig(PreTrainedConfig):
         if self.image_backbone not in IMAGE_BACKBONES:
             raise ValueError(f"image_backbone must be one of {IMAGE_BACKBONES}, got {self.image_backbone!r}")
         if not 1 <= self.image_backbone_stages <= 4:
-            raise ValueError(f"image_backbone_stages must be 1..4 (stride 4, 8, 16, 32), "
-                             f"got {self.image_backbone_stages}")
+            raise ValueError(
+                f"image_backbone_stages must be 1..4 (stride 4, 8, 16, 32), got {self.image_backbone_stages}"
+            )
         stride = 2 ** (self.image_backbone_stages + 1)
         if self.image_size % stride:
             raise ValueError(f"image_size {self.image_size} must be a multiple of the backbone stride {stride}")
         grid = self.image_grid_size
         if grid > self.image_bucket_size:
-            raise ValueError(f"image_size {self.image_size} gives a {grid}x{grid} patch grid, "
-                             f"larger than image_bucket_size={self.image_bucket_size}")
+            raise ValueError(
+                f"image_size {self.image_size} gives a {grid}x{grid} patch grid, "
+                f"larger than image_bucket_size={self.image_bucket_size}"
+            )
 
     def validate_audio(self):
         if self.audio_feature_size < 7:
-            raise ValueError(f"audio_feature_size {self.audio_feature_size} is too small for 4x subsampling "
-                             f"(>= 7 bins)")
+            raise ValueError(
+                f"audio_feature_size {self.audio_feature_size} is too small for 4x subsampling (>= 7 bins)"
+            )
 
     def validate_vocabulary(self):
         if self.vocab_size < V.TEXT_OFFSET:
             raise ValueError(f"vocab_size {self.vocab_size} is smaller than the reserved ranges ({V.TEXT_OFFSET} ids)")
         if self.vocabulary_layout_version != V.LAYOUT_VERSION:
-            raise ValueError(f"checkpoint uses vocabulary layout v{self.vocabulary_layout_version}, "
-                             f"this ofa_plus has v{V.LAYOUT_VERSION}")
+            raise ValueError(
+                f"checkpoint uses vocabulary layout v{self.vocabulary_layout_version}, "
+                f"this ofa_plus has v{V.LAYOUT_VERSION}"
+            )
 
     def validate_speech(self):
         if not 0 < self.tts_f_min < self.tts_f_max <= self.tts_sampling_rate / 2:
-            raise ValueError(f"need 0 < tts_f_min < tts_f_max <= tts_sampling_rate / 2, got {self.tts_f_min}, "
-                             f"{self.tts_f_max}, {self.tts_sampling_rate}")
+            raise ValueError(
+                f"need 0 < tts_f_min < tts_f_max <= tts_sampling_rate / 2, got {self.tts_f_min}, "
+                f"{self.tts_f_max}, {self.tts_sampling_rate}"
+            )
         if self.tts_win_length > self.tts_n_fft:
             raise ValueError(f"tts_win_length {self.tts_win_length} is longer than tts_n_fft {self.tts_n_fft}")
         if self.tts_postnet_layers < 2 or self.tts_postnet_kernel % 2 == 0:
-            raise ValueError(f"the post-net needs >= 2 layers and an odd kernel, got {self.tts_postnet_layers}, "
-                             f"{self.tts_postnet_kernel}")
+            raise ValueError(
+                f"the post-net needs >= 2 layers and an odd kernel, got {self.tts_postnet_layers}, "
+                f"{self.tts_postnet_kernel}"
+            )
         if -(-self.tts_max_frames // self.tts_frames_per_step) > self.max_positions:
-            raise ValueError(f"tts_max_frames={self.tts_max_frames} at {self.tts_frames_per_step} frames per step "
-                             f"needs more decoder steps than max_positions={self.max_positions}")
+            raise ValueError(
+                f"tts_max_frames={self.tts_max_frames} at {self.tts_frames_per_step} frames per step "
+                f"needs more decoder steps than max_positions={self.max_positions}"
+            )
         for name in ("tts_mel_mean", "tts_mel_std"):
             stat = getattr(self, name)
             if isinstance(stat, (list, tuple)) and len(stat) != self.tts_num_mel_bins:
@@ -273,8 +309,9 @@ class OFAPlusConfig(PreTrainedConfig):
             if repeated:
                 raise ValueError(f"{name} lists {repeated} more than once: {values}")
         if "tokens" not in self.output_kinds:
-            raise ValueError(f"output_kinds must contain 'tokens' (the token head is always built), "
-                             f"got {self.output_kinds}")
+            raise ValueError(
+                f"output_kinds must contain 'tokens' (the token head is always built), got {self.output_kinds}"
+            )
 
     @property
     def image_grid_size(self) -> int:

@@ -21,11 +21,15 @@ def show(model_dir: str, rows_per_task: int = 2) -> list[dict]:
     shown = []
     for card in cards_from_dicts(model.config.task_cards):
         rows = [card.to_row(example) for example in card.head("test", rows_per_task)]
-        inputs = {column: [row[column] for row in rows] for column in rows[0]
-                  if column not in card.scored_columns | {"references"}}
+        inputs = {
+            column: [row[column] for row in rows]
+            for column in rows[0]
+            if column not in card.scored_columns | {"references"}
+        }
         batch = processor(card.plan, **inputs)
-        generated = model.generate(**batch, num_beams=card.plan.generator.num_beams,
-                                   max_new_tokens=card.plan.generator.max_new_tokens)
+        generated = model.generate(
+            **batch, num_beams=card.plan.generator.num_beams, max_new_tokens=card.plan.generator.max_new_tokens
+        )
         print(f"\n{card.name}: {card.instructions[0]}")
         for row, prediction in zip(rows, processor.postprocess(generated, batch)):
             text = {k: v for k, v in inputs.items() if isinstance(row[k], str)}

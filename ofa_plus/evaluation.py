@@ -35,8 +35,11 @@ SAMPLES_PER_TASK = 5
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="evaluation/run.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="evaluation/run.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--model", required=True, help="a trained model folder (save_pretrained) or Hub id")
     p.add_argument("--cards", nargs="*", help="task card files/folders (default: the cards the model carries)")
     p.add_argument("--output", required=True, help="results JSON file; .md table and samples are written beside it")
@@ -74,11 +77,19 @@ def _length(row: dict) -> int:
 
 
 @torch.no_grad()
-def predict(model, processor: OFAPlusProcessor, card: TaskCard, rows: list[dict], accelerator: Accelerator,
-            batch_size: int, num_beams: int | None = None, progress: tqdm | None = None) -> list[Any]:
+def predict(
+    model,
+    processor: OFAPlusProcessor,
+    card: TaskCard,
+    rows: list[dict],
+    accelerator: Accelerator,
+    batch_size: int,
+    num_beams: int | None = None,
+    progress: tqdm | None = None,
+) -> list[Any]:
     """One prediction per row (None where the row could not be read), identical for any process count."""
     order = sorted(range(len(rows)), key=lambda i: (_length(rows[i]), i))
-    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     settings = generation_kwargs(card.plan)
     # speech targets: keep the generated log-mels next to the vocoded audio, so mcd scores the
     # model's frames (as it scores the mean-mel baseline), not Griffin-Lim's re-synthesis
@@ -86,7 +97,7 @@ def predict(model, processor: OFAPlusProcessor, card: TaskCard, rows: list[dict]
     if num_beams:
         settings["num_beams"] = num_beams
     mine: list[tuple[int, Any]] = []
-    for batch_indices in batches[accelerator.process_index::accelerator.num_processes]:
+    for batch_indices in batches[accelerator.process_index :: accelerator.num_processes]:
         chunk = [inference_row(card.plan, rows[i]) for i in batch_indices]
         batch, skipped = collate(processor, card, chunk, batch_indices, training=False, rng=None)
         bad = {s.index for s in skipped}
@@ -116,13 +127,22 @@ def swap_rows(predictions: list, seed: int = 0) -> list:
     return swapped
 
 
-def evaluate_card(model, processor, card: TaskCard, accelerator: Accelerator, split: str = "test",
-                  limit: int | None = None, num_beams: int | None = None, batch_size: int | None = None,
-                  progress: tqdm | None = None) -> dict:
+def evaluate_card(
+    model,
+    processor,
+    card: TaskCard,
+    accelerator: Accelerator,
+    split: str = "test",
+    limit: int | None = None,
+    num_beams: int | None = None,
+    batch_size: int | None = None,
+    progress: tqdm | None = None,
+) -> dict:
     dataset = card.head(split, limit)
     rows = [card.to_row(example) for example in dataset]
-    predictions = predict(model, processor, card, rows, accelerator, batch_size or card.training.eval_batch_size,
-                          num_beams, progress)
+    predictions = predict(
+        model, processor, card, rows, accelerator, batch_size or card.training.eval_batch_size, num_beams, progress
+    )
     references = [row["references"] for row in rows]
     needed = sorted({c for m in card.metrics for c in METRICS[m].needs_columns})
     extra = dataset.select_columns(needed).to_list() if needed else None
@@ -136,15 +156,29 @@ def evaluate_card(model, processor, card: TaskCard, accelerator: Accelerator, sp
     train_targets = [target.apply(v) for v in train[target.column]]
     baseline, _ = best_constant_baseline(card.metrics, train_targets, references, extra)
     targets = card.scored_columns | {"references"}
-    samples = [{"inputs": {k: v for k, v in row.items() if isinstance(v, (str, int, float)) and k not in targets},
-                "prediction": _plain(p), "reference": _plain(row["references"])}
-               for row, p in zip(rows[:SAMPLES_PER_TASK], predictions)]
-    return {"task": card.name, "rows": len(rows), "scores": scores, "swapped_scores": swapped, "baseline": baseline,
-            "baseline_kind": baseline_name(train_targets), "failed": sum(p is None for p in predictions),
-            # a model that answers every row alike shows here (its score is then a constant's)
-            "distinct_predictions": len({repr(_plain(p)) for p in predictions if p is not None}),
-            "samples": samples, "task_type": task_type(card), "split": card.split_name(split),
-            "dataset": str(card.dataset["path"])}
+    samples = [
+        {
+            "inputs": {k: v for k, v in row.items() if isinstance(v, (str, int, float)) and k not in targets},
+            "prediction": _plain(p),
+            "reference": _plain(row["references"]),
+        }
+        for row, p in zip(rows[:SAMPLES_PER_TASK], predictions)
+    ]
+    return {
+        "task": card.name,
+        "rows": len(rows),
+        "scores": scores,
+        "swapped_scores": swapped,
+        "baseline": baseline,
+        "baseline_kind": baseline_name(train_targets),
+        "failed": sum(p is None for p in predictions),
+        # a model that answers every row alike shows here (its score is then a constant's)
+        "distinct_predictions": len({repr(_plain(p)) for p in predictions if p is not None}),
+        "samples": samples,
+        "task_type": task_type(card),
+        "split": card.split_name(split),
+        "dataset": str(card.dataset["path"]),
+    }
 
 
 def _plain(value):
@@ -157,25 +191,40 @@ def _plain(value):
 def results_table(entries: list[dict]) -> str:
     """Markdown table of scores; "rows swapped" scores each prediction against another row's reference
     (`swap_rows`: about equal to "score" when the model ignores its input)."""
-    lines = ["| task | metric | score | rows swapped | trivial baseline | rows | distinct predictions |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| task | metric | score | rows swapped | trivial baseline | rows | distinct predictions |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for e in entries:
         for k, (metric, value) in enumerate(e["scores"].items()):
             arrow = "" if METRICS[metric].higher_is_better else " ↓"
             first = k == 0
             swapped = e.get("swapped_scores", {}).get(metric)
-            lines.append(f"| {e['task'] if first else ''} | {metric}{arrow} | {value:.1f} | "
-                         f"{'-' if swapped is None else f'{swapped:.1f}'} | "
-                         f"{e['baseline'][metric]:.1f} ({e['baseline_kind']}) | {e['rows'] if first else ''} | "
-                         f"{e.get('distinct_predictions', '') if first else ''} |")
+            lines.append(
+                f"| {e['task'] if first else ''} | {metric}{arrow} | {value:.1f} | "
+                f"{'-' if swapped is None else f'{swapped:.1f}'} | "
+                f"{e['baseline'][metric]:.1f} ({e['baseline_kind']}) | {e['rows'] if first else ''} | "
+                f"{e.get('distinct_predictions', '') if first else ''} |"
+            )
     return "\n".join(lines)
 
 
 def model_index_entries(entries: list[dict]) -> list[dict]:
-    return [{"task": e["task"], "task_type": e["task_type"], "dataset_name": f"{e['task']} ({e['dataset']})",
-             "dataset_type": e["dataset"], "split": e["split"], "metric": metric, "value": round(value, 2),
-             "baseline": round(e["baseline"][metric], 2), "baseline_kind": e["baseline_kind"]}
-            for e in entries for metric, value in e["scores"].items()]
+    return [
+        {
+            "task": e["task"],
+            "task_type": e["task_type"],
+            "dataset_name": f"{e['task']} ({e['dataset']})",
+            "dataset_type": e["dataset"],
+            "split": e["split"],
+            "metric": metric,
+            "value": round(value, 2),
+            "baseline": round(e["baseline"][metric], 2),
+            "baseline_kind": e["baseline_kind"],
+        }
+        for e in entries
+        for metric, value in e["scores"].items()
+    ]
 
 
 def main(argv=None) -> list[dict]:
@@ -191,17 +240,38 @@ def main(argv=None) -> list[dict]:
     for card in cards:
         total = len(card.load_split(args.split))
         total = min(total, args.limit) if args.limit else total
-        with tqdm(total=total, desc=f"evaluating {card.name}", unit="row", disable=not accelerator.is_main_process,
-                  dynamic_ncols=True) as progress:
-            entries.append(evaluate_card(model, processor, card, accelerator, args.split, args.limit, args.num_beams,
-                                         args.batch_size, progress))
+        with tqdm(
+            total=total,
+            desc=f"evaluating {card.name}",
+            unit="row",
+            disable=not accelerator.is_main_process,
+            dynamic_ncols=True,
+        ) as progress:
+            entries.append(
+                evaluate_card(
+                    model,
+                    processor,
+                    card,
+                    accelerator,
+                    args.split,
+                    args.limit,
+                    args.num_beams,
+                    args.batch_size,
+                    progress,
+                )
+            )
     if accelerator.is_main_process:
         output = Path(args.output)
         output.parent.mkdir(parents=True, exist_ok=True)
         name = Path(args.model).name if Path(args.model).exists() else args.model
         index = model_index(model_index_entries(entries), name)
-        output.write_text(json.dumps({"model": str(args.model), "split": args.split, "results": entries,
-                                      "model_index": index}, indent=1, default=str))
+        output.write_text(
+            json.dumps(
+                {"model": str(args.model), "split": args.split, "results": entries, "model_index": index},
+                indent=1,
+                default=str,
+            )
+        )
         table = results_table(entries)
         output.with_suffix(".md").write_text(table + "\n")
         print(table)

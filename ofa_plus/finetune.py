@@ -41,8 +41,11 @@ LORA_TARGETS = ["qkv_proj", "q_proj", "kv_proj", "out_proj", "fc1", "fc2"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="ofa-plus finetune", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="ofa-plus finetune",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--model", required=True, help="the trained generalist (a folder or Hub id)")
     p.add_argument("--card", required=True, help="the new task's card (YAML)")
     p.add_argument("--output", required=True, help="folder for the fine-tuned model, results.json and README.md")
@@ -70,8 +73,9 @@ def add_lora(model, rank: int, alpha: float):
     return get_peft_model(model, config)
 
 
-def train_card(model, processor, card: TaskCard, accelerator: Accelerator, steps: int, lr: float,
-               warmup: int, seed: int) -> list[float]:
+def train_card(
+    model, processor, card: TaskCard, accelerator: Accelerator, steps: int, lr: float, warmup: int, seed: int
+) -> list[float]:
     """Plain single-task training with train.py's step: length-bucketed batches of the card, one
     micro-batch per step (its loss unweighted: ``loss_weight`` balances tasks in multi-task training),
     AdamW, warm-up + linear decay, gradient clipping at 1."""
@@ -82,8 +86,13 @@ def train_card(model, processor, card: TaskCard, accelerator: Accelerator, steps
     trainer = Trainer(accelerator, model, optimizer, scheduler, processor, clip=1.0)
     model.train()
     losses = []
-    progress = tqdm(range(steps), desc=f"fine-tuning {card.name}", unit="step",
-                    disable=not accelerator.is_main_process, dynamic_ncols=True)
+    progress = tqdm(
+        range(steps),
+        desc=f"fine-tuning {card.name}",
+        unit="step",
+        disable=not accelerator.is_main_process,
+        dynamic_ncols=True,
+    )
     for step in progress:
         (loss,), _ = trainer.step(step_seed(seed, step), [MicroBatch(card, stream, f"{seed}-{step}")])
         losses.append(loss.item())
@@ -92,10 +101,25 @@ def train_card(model, processor, card: TaskCard, accelerator: Accelerator, steps
     return losses
 
 
-def finetune(model: str, card: str | Path, output: str | Path, *, lora: bool = False, steps: int = 300,
-             lr: float | None = None, batch_size: int | None = None, lora_rank: int = 8, lora_alpha: float = 16.0,
-             warmup_steps: int | None = None, eval_limit: int | None = None, split: str = "test",
-             mixed_precision: str = "no", seed: int = 0, push: str | None = None, private: bool = False) -> dict:
+def finetune(
+    model: str,
+    card: str | Path,
+    output: str | Path,
+    *,
+    lora: bool = False,
+    steps: int = 300,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    lora_rank: int = 8,
+    lora_alpha: float = 16.0,
+    warmup_steps: int | None = None,
+    eval_limit: int | None = None,
+    split: str = "test",
+    mixed_precision: str = "no",
+    seed: int = 0,
+    push: str | None = None,
+    private: bool = False,
+) -> dict:
     """Fine-tune ``model`` on the task of ``card``; returns the results written to ``output/results.json``."""
     cards = load_cards(card)
     if len(cards) != 1:
@@ -126,13 +150,27 @@ def finetune(model: str, card: str | Path, output: str | Path, *, lora: bool = F
     processor.task_cards = tuned.config.task_cards
     after = evaluate_card(tuned, processor, new, accelerator, split, eval_limit)
 
-    settings = {"model": str(model), "card": str(card), "lora": lora, "steps": steps, "lr": lr,
-                "batch_size": new.training.batch_size, "warmup_steps": warmup, "seed": seed,
-                "mixed_precision": mixed_precision, **({"lora_rank": lora_rank, "lora_alpha": lora_alpha,
-                                                         "lora_targets": LORA_TARGETS} if lora else {})}
-    results = {"model": str(output), "split": split, "results": [after], "untuned": before,
-               "model_index": model_index(model_index_entries([after]), output.name),
-               "train_loss": {"first": losses[0], "last": losses[-1]}, "seconds": round(time.time() - started, 1)}
+    settings = {
+        "model": str(model),
+        "card": str(card),
+        "lora": lora,
+        "steps": steps,
+        "lr": lr,
+        "batch_size": new.training.batch_size,
+        "warmup_steps": warmup,
+        "seed": seed,
+        "mixed_precision": mixed_precision,
+        **({"lora_rank": lora_rank, "lora_alpha": lora_alpha, "lora_targets": LORA_TARGETS} if lora else {}),
+    }
+    results = {
+        "model": str(output),
+        "split": split,
+        "results": [after],
+        "untuned": before,
+        "model_index": model_index(model_index_entries([after]), output.name),
+        "train_loss": {"first": losses[0], "last": losses[-1]},
+        "seconds": round(time.time() - started, 1),
+    }
     if accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
         tuned.save_pretrained(output)
@@ -140,8 +178,9 @@ def finetune(model: str, card: str | Path, output: str | Path, *, lora: bool = F
         (output / "args.json").write_text(json.dumps(settings, indent=2))
         (output / "results.json").write_text(json.dumps(results, indent=1, default=str))
         base = str(model) if hub.is_repo_id(str(model)) else None
-        hub.model_card(tuned, push or output.name, results=results, base_model=base,
-                       training_args=settings).save(output / "README.md")
+        hub.model_card(tuned, push or output.name, results=results, base_model=base, training_args=settings).save(
+            output / "README.md"
+        )
         print(f"{new.name}: untuned vs fine-tuned ({'LoRA' if lora else 'full'}, {steps} steps)")
         print(results_table([{**before, "task": f"{new.name} (untuned)"}, after]))
         print(f"saved {output}")
@@ -154,10 +193,24 @@ def finetune(model: str, card: str | Path, output: str | Path, *, lora: bool = F
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    return finetune(args.model, args.card, args.output, lora=args.lora, steps=args.steps, lr=args.lr,
-                    batch_size=args.batch_size, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
-                    warmup_steps=args.warmup_steps, eval_limit=args.eval_limit, split=args.split,
-                    mixed_precision=args.mixed_precision, seed=args.seed, push=args.push, private=args.private)
+    return finetune(
+        args.model,
+        args.card,
+        args.output,
+        lora=args.lora,
+        steps=args.steps,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        lora_rank=args.lora_rank,
+        lora_alpha=args.lora_alpha,
+        warmup_steps=args.warmup_steps,
+        eval_limit=args.eval_limit,
+        split=args.split,
+        mixed_precision=args.mixed_precision,
+        seed=args.seed,
+        push=args.push,
+        private=args.private,
+    )
 
 
 if __name__ == "__main__":

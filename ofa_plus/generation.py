@@ -32,7 +32,7 @@ class TrieLogitsProcessor(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         mask = torch.full_like(scores, float("-inf"))
-        for row, generated in enumerate(input_ids[:, self.prompt_length:].tolist()):
+        for row, generated in enumerate(input_ids[:, self.prompt_length :].tolist()):
             node = self.root
             for token in generated:
                 node = node.get(token)
@@ -47,7 +47,12 @@ class BoxLogitsProcessor(LogitsProcessor):
     """Exactly four location bins per box, ordered x0 <= x1 and y0 <= y1, then EOS."""
 
     def __init__(self, prompt_length: int, bin_offset: int, num_bins: int, eos_token_id: int):
-        self.prompt_length, self.bin_offset, self.num_bins, self.eos = prompt_length, bin_offset, num_bins, eos_token_id
+        self.prompt_length, self.bin_offset, self.num_bins, self.eos = (
+            prompt_length,
+            bin_offset,
+            num_bins,
+            eos_token_id,
+        )
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         step = input_ids.shape[1] - self.prompt_length
@@ -60,7 +65,7 @@ class BoxLogitsProcessor(LogitsProcessor):
             lower = input_ids[:, self.prompt_length + step - 2] - self.bin_offset
         bins = torch.arange(self.num_bins, device=scores.device)
         allowed = bins[None, :] >= lower[:, None]
-        mask[:, self.bin_offset: self.bin_offset + self.num_bins] = torch.where(allowed, 0.0, float("-inf"))
+        mask[:, self.bin_offset : self.bin_offset + self.num_bins] = torch.where(allowed, 0.0, float("-inf"))
         return scores + mask
 
 
@@ -96,8 +101,15 @@ class OFAPlusGenerationMixin(GenerationMixin):
     """`generate()` of `OFAPlusForConditionalGeneration`, for every output kind."""
 
     @torch.no_grad()
-    def generate(self, inputs=None, generation_config=None, logits_processor=None, *,
-                 constraints: DecodingConstraints | None = None, **kwargs):
+    def generate(
+        self,
+        inputs=None,
+        generation_config=None,
+        logits_processor=None,
+        *,
+        constraints: DecodingConstraints | None = None,
+        **kwargs,
+    ):
         """Generate with the output kind and rules of ``constraints`` (from `OFAPlusProcessor`; without
         it: free token generation).
 
@@ -109,8 +121,14 @@ class OFAPlusGenerationMixin(GenerationMixin):
             kwargs.pop(key, None)  # training targets, when a labelled batch is generated from
         return kind.generate(self, inputs, generation_config, logits_processor, constraints, **kwargs)
 
-    def generate_tokens(self, inputs=None, generation_config=None, logits_processor=None,
-                        constraints: DecodingConstraints | None = None, **kwargs):
+    def generate_tokens(
+        self,
+        inputs=None,
+        generation_config=None,
+        logits_processor=None,
+        constraints: DecodingConstraints | None = None,
+        **kwargs,
+    ):
         """`GenerationMixin.generate` plus the task's token rules: a trie over a closed set of answers, or
         exactly four ordered location bins per box. Rows whose decoder prompts (``no_loss`` prefixes)
         differ in length are generated group by group, so prompts are never padded, and the results
@@ -118,16 +136,18 @@ class OFAPlusGenerationMixin(GenerationMixin):
         prompts = kwargs.get("decoder_input_ids")
         lengths = None if prompts is None else prompts.ne(self.config.pad_token_id).sum(dim=1)
         if lengths is not None and len(set(lengths.tolist())) > 1:
-            return self._generate_by_prompt_length(inputs, generation_config, logits_processor, constraints,
-                                                   lengths, kwargs)
+            return self._generate_by_prompt_length(
+                inputs, generation_config, logits_processor, constraints, lengths, kwargs
+            )
         prompt_length = 1 if prompts is None else prompts.shape[1]
         processors = LogitsProcessorList(logits_processor or [])
         if constraints is not None:
             processors.extend(constraints.logits_processors(prompt_length))
             for key, value in constraints.generate_kwargs(prompt_length).items():
                 kwargs.setdefault(key, value)
-        return GenerationMixin.generate(self, inputs, generation_config=generation_config,
-                                        logits_processor=processors, **kwargs)
+        return GenerationMixin.generate(
+            self, inputs, generation_config=generation_config, logits_processor=processors, **kwargs
+        )
 
     def _validate_model_kwargs(self, model_kwargs: dict):
         # the adaptors' batch keys reach forward() through its **kwargs, which transformers does not count
@@ -153,8 +173,9 @@ class OFAPlusGenerationMixin(GenerationMixin):
     def _generate_by_prompt_length(self, inputs, generation_config, logits_processor, constraints, lengths, kwargs):
         encoder = self.get_encoder()
         item_keys = set(encoder.input_keys)  # one entry per image / audio, not per row
-        batch_keys = [k for k, v in kwargs.items() if torch.is_tensor(v) and v.shape[:1] == lengths.shape
-                      and k not in item_keys]
+        batch_keys = [
+            k for k, v in kwargs.items() if torch.is_tensor(v) and v.shape[:1] == lengths.shape and k not in item_keys
+        ]
         outputs, rows = [], []
         for length in sorted(set(lengths.tolist())):
             index = (lengths == length).nonzero().flatten()
@@ -173,4 +194,3 @@ class OFAPlusGenerationMixin(GenerationMixin):
             index = (index[:, None] * per_row + torch.arange(per_row, device=index.device)).flatten()
             merged[index, : out.shape[1]] = out
         return merged
-

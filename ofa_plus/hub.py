@@ -54,9 +54,17 @@ def pipeline_tag(cards: list[TaskCard]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- model card
-def model_card(model, repo_id: str, *, results: str | Path | dict | None = None, base_model: str | None = None,
-               datasets: list[str] | None = None, tags: list[str] | None = None, license: str | None = None,
-               training_args: dict | None = None) -> ModelCard:
+def model_card(
+    model,
+    repo_id: str,
+    *,
+    results: str | Path | dict | None = None,
+    base_model: str | None = None,
+    datasets: list[str] | None = None,
+    tags: list[str] | None = None,
+    license: str | None = None,
+    training_args: dict | None = None,
+) -> ModelCard:
     """The README of a trained model: metadata (eval results as model-index) and a readable body."""
     cards = list(tasks_from_dicts(getattr(model.config, "task_cards", None)).values())
     entries = read_results(results)
@@ -65,34 +73,54 @@ def model_card(model, repo_id: str, *, results: str | Path | dict | None = None,
         if not is_repo_id(entry["dataset_type"]):
             entry["dataset_type"] = f"local/{Path(entry['dataset_type']).name}"
             entry["dataset_name"] = f"{entry['task']} ({entry['dataset_type']})"
-    hub_datasets = sorted({*(datasets or []), *(str(c.dataset["path"]) for c in cards
-                                                 if is_repo_id(str(c.dataset["path"])))})
-    data = card_data(index_entries, repo_id.split("/")[-1], library_name="transformers",
-                     pipeline_tag=pipeline_tag(cards) if cards else None, tags=LIBRARY_TAGS + list(tags or []),
-                     datasets=hub_datasets or None, base_model=base_model if base_model and is_repo_id(base_model)
-                     else None, license=license)
+    hub_datasets = sorted(
+        {*(datasets or []), *(str(c.dataset["path"]) for c in cards if is_repo_id(str(c.dataset["path"])))}
+    )
+    data = card_data(
+        index_entries,
+        repo_id.split("/")[-1],
+        library_name="transformers",
+        pipeline_tag=pipeline_tag(cards) if cards else None,
+        tags=LIBRARY_TAGS + list(tags or []),
+        datasets=hub_datasets or None,
+        base_model=base_model if base_model and is_repo_id(base_model) else None,
+        license=license,
+    )
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + card_body(repo_id, cards, entries, training_args))
 
 
 def card_body(repo_id: str, cards: list[TaskCard], entries: list[dict], training_args: dict | None) -> str:
     name = repo_id.split("/")[-1]
-    lines = [f"# {name}", "",
-             f"A generalist multi-modal model built with `ofa_plus`: one OFA+-style encoder-decoder that runs "
-             f"{_count(len(cards), 'task')}, each declared by a one-line multi-modal instruction. `import ofa_plus` "
-             "registers it with the transformers Auto classes and the `multimodal-instruction` pipeline.", "",
-             "```python", "import ofa_plus", "from transformers import AutoModelForSeq2SeqLM, AutoProcessor, pipeline",
-             "", f'model = AutoModelForSeq2SeqLM.from_pretrained("{repo_id}")',
-             f'processor = AutoProcessor.from_pretrained("{repo_id}")',
-             "print(list(model.tasks))                 # the tasks below, with their cards",
-             f'pipe = pipeline("multimodal-instruction", model="{repo_id}")', "```", "", "## Tasks", ""]
+    lines = [
+        f"# {name}",
+        "",
+        f"A generalist multi-modal model built with `ofa_plus`: one OFA+-style encoder-decoder that runs "
+        f"{_count(len(cards), 'task')}, each declared by a one-line multi-modal instruction. `import ofa_plus` "
+        "registers it with the transformers Auto classes and the `multimodal-instruction` pipeline.",
+        "",
+        "```python",
+        "import ofa_plus",
+        "from transformers import AutoModelForSeq2SeqLM, AutoProcessor, pipeline",
+        "",
+        f'model = AutoModelForSeq2SeqLM.from_pretrained("{repo_id}")',
+        f'processor = AutoProcessor.from_pretrained("{repo_id}")',
+        "print(list(model.tasks))                 # the tasks below, with their cards",
+        f'pipe = pipeline("multimodal-instruction", model="{repo_id}")',
+        "```",
+        "",
+        "## Tasks",
+        "",
+    ]
     samples = {e["task"]: e.get("samples") or [] for e in entries}
     for card in cards:
         lines += _task_section(repo_id, card, samples.get(card.name, []))
     lines += ["## Training", ""]
     if cards:
         lines += ["| task | batch size | sampling weight | loss weight |", "|---|---:|---:|---:|"]
-        lines += [f"| {c.name} | {c.training.batch_size} | {c.training.weight:g} | {c.training.loss_weight:g} |"
-                  for c in cards]
+        lines += [
+            f"| {c.name} | {c.training.batch_size} | {c.training.weight:g} | {c.training.loss_weight:g} |"
+            for c in cards
+        ]
         lines.append("")
     if training_args:
         shown = {k: v for k, v in training_args.items() if v not in (None, False, [], "") and k != "output"}
@@ -100,8 +128,12 @@ def card_body(repo_id: str, cards: list[TaskCard], entries: list[dict], training
         lines.append("")
     lines += ["## Results", ""]
     if entries:
-        lines += ["Each task's held-out split, next to a trivial baseline (`ofa-plus evaluate`):", "",
-                  results_table(entries), ""]
+        lines += [
+            "Each task's held-out split, next to a trivial baseline (`ofa-plus evaluate`):",
+            "",
+            results_table(entries),
+            "",
+        ]
     else:
         lines += ["Not evaluated yet: `ofa-plus evaluate --model DIR --output results.json`.", ""]
     return "\n".join(lines)
@@ -121,19 +153,26 @@ def _task_section(repo_id: str, card: TaskCard, samples: list[dict]) -> list[str
         output = f"one of {len(g.closed_set)} answers ({shown})"
     else:
         output = {"box": "a box (x0, y0, x1, y1) in pixels", "sequence": "a dict of the target columns"}.get(
-            g.kind, "text")
+            g.kind, "text"
+        )
     lines = [f"### `{card.name}`", ""]
     if card.description:
         lines += [card.description, ""]
     lines.append(f"- instruction: `{card.instructions[0]}`")
     if card.instructions[1:]:
         lines.append(f"- other templates: {', '.join(f'`{i}`' for i in card.instructions[1:])}")
-    lines += [f"- output: {output}",
-              f"- generation: {_count(g.num_beams, 'beam')}, at most {g.max_new_tokens} new tokens",
-              f"- metrics: {', '.join(card.metrics) or '-'}", "",
-              "```python", "import ofa_plus, transformers",
-              f'pipe = transformers.pipeline("multimodal-instruction", model="{repo_id}")',
-              f"print(pipe({', '.join(args)}))", "```", ""]
+    lines += [
+        f"- output: {output}",
+        f"- generation: {_count(g.num_beams, 'beam')}, at most {g.max_new_tokens} new tokens",
+        f"- metrics: {', '.join(card.metrics) or '-'}",
+        "",
+        "```python",
+        "import ofa_plus, transformers",
+        f'pipe = transformers.pipeline("multimodal-instruction", model="{repo_id}")',
+        f"print(pipe({', '.join(args)}))",
+        "```",
+        "",
+    ]
     return lines
 
 
@@ -142,10 +181,21 @@ def _count(n: int, noun: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- pushing
-def push_model(model, repo_id: str, *, processor=None, results: str | Path | dict | None = None,
-               base_model: str | None = None, datasets: list[str] | None = None, tags: list[str] | None = None,
-               license: str | None = None, training_args: dict | None = None, private: bool | None = None,
-               token: str | None = None, commit_message: str = "Upload ofa_plus model") -> str:
+def push_model(
+    model,
+    repo_id: str,
+    *,
+    processor=None,
+    results: str | Path | dict | None = None,
+    base_model: str | None = None,
+    datasets: list[str] | None = None,
+    tags: list[str] | None = None,
+    license: str | None = None,
+    training_args: dict | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    commit_message: str = "Upload ofa_plus model",
+) -> str:
     """Push model + processor (both carrying the task cards) + README in one commit; returns its URL.
 
     ``model`` is a trained model or its folder; with a folder, ``results`` defaults to a
@@ -156,8 +206,10 @@ def push_model(model, repo_id: str, *, processor=None, results: str | Path | dic
     if isinstance(model, (str, Path)):
         folder = Path(model)
         if not (folder / "config.json").is_file():
-            raise FileNotFoundError(f"no trained model in {folder} (no config.json); give the folder that "
-                                    "`ofa-plus train` wrote as <output>/final, or `ofa-plus finetune`'s --output")
+            raise FileNotFoundError(
+                f"no trained model in {folder} (no config.json); give the folder that "
+                "`ofa-plus train` wrote as <output>/final, or `ofa-plus finetune`'s --output"
+            )
         model = OFAPlusForConditionalGeneration.from_pretrained(folder)
         processor = processor or OFAPlusProcessor.from_pretrained(folder)
         results = results if results is not None else _beside(folder, "results.json")
@@ -166,8 +218,16 @@ def push_model(model, repo_id: str, *, processor=None, results: str | Path | dic
     if processor is None:
         raise ValueError("push_model needs the processor too: push_model(model, repo_id, processor=processor)")
     processor.task_cards = list(getattr(model.config, "task_cards", None) or [])  # their store: the model config
-    card = model_card(model, repo_id, results=results, base_model=base_model, datasets=datasets, tags=tags,
-                      license=license, training_args=training_args)
+    card = model_card(
+        model,
+        repo_id,
+        results=results,
+        base_model=base_model,
+        datasets=datasets,
+        tags=tags,
+        license=license,
+        training_args=training_args,
+    )
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
     with tempfile.TemporaryDirectory() as folder:
@@ -184,29 +244,63 @@ def _beside(folder: Path, name: str) -> Path | None:
 
 # ---------------------------------------------------------------------------------------------- datasets
 def size_category(rows: int) -> str:
-    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-                        (10_000_000, "1M<n<10M")):
+    for limit, name in (
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+    ):
         if rows < limit:
             return name
     return "10M<n<100M"
 
 
-def dataset_card(dataset: hf_datasets.DatasetDict, *, pretty_name: str, repo_id: str = "REPO_ID",
-                 description: str | None = None, license: str | None = None, task_categories: list[str] | None = None,
-                 tags: list[str] | None = None) -> DatasetCard:
+def dataset_card(
+    dataset: hf_datasets.DatasetDict,
+    *,
+    pretty_name: str,
+    repo_id: str = "REPO_ID",
+    description: str | None = None,
+    license: str | None = None,
+    task_categories: list[str] | None = None,
+    tags: list[str] | None = None,
+) -> DatasetCard:
     """A dataset card: metadata (license, size, task categories) and a body with splits and features."""
     description = description or next(iter(dataset.values())).info.description or ""
     rows = sum(len(split) for split in dataset.values())
-    data = DatasetCardData(pretty_name=pretty_name, license=license, task_categories=task_categories,
-                           size_categories=[size_category(rows)], tags=LIBRARY_TAGS[:1] + list(tags or []))
+    data = DatasetCardData(
+        pretty_name=pretty_name,
+        license=license,
+        task_categories=task_categories,
+        size_categories=[size_category(rows)],
+        tags=LIBRARY_TAGS[:1] + list(tags or []),
+    )
     first = next(iter(dataset.values()))
-    lines = [f"# {pretty_name}", "", *([description, ""] if description else []), "## Splits", "",
-             "| split | rows |", "|---|---:|"]
+    lines = [
+        f"# {pretty_name}",
+        "",
+        *([description, ""] if description else []),
+        "## Splits",
+        "",
+        "| split | rows |",
+        "|---|---:|",
+    ]
     lines += [f"| {name} | {len(split)} |" for name, split in dataset.items()]
     lines += ["", "## Features", "", "| column | type |", "|---|---|"]
     lines += [f"| {name} | `{_feature(feature)}` |" for name, feature in first.features.items()]
-    lines += ["", "## Use", "", "```python", "import datasets", f'data = datasets.load_dataset("{repo_id}")', "```",
-              "", f"In an `ofa_plus` task card: `dataset: {{path: {repo_id}}}`.", ""]
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import datasets",
+        f'data = datasets.load_dataset("{repo_id}")',
+        "```",
+        "",
+        f"In an `ofa_plus` task card: `dataset: {{path: {repo_id}}}`.",
+        "",
+    ]
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
@@ -214,9 +308,18 @@ def _feature(feature) -> str:
     return getattr(feature, "dtype", None) if isinstance(feature, hf_datasets.Value) else type(feature).__name__
 
 
-def push_dataset(dataset: hf_datasets.DatasetDict | str | Path, repo_id: str, *, pretty_name: str | None = None,
-                 description: str | None = None, license: str | None = None, task_categories: list[str] | None = None,
-                 tags: list[str] | None = None, private: bool | None = None, token: str | None = None) -> str:
+def push_dataset(
+    dataset: hf_datasets.DatasetDict | str | Path,
+    repo_id: str,
+    *,
+    pretty_name: str | None = None,
+    description: str | None = None,
+    license: str | None = None,
+    task_categories: list[str] | None = None,
+    tags: list[str] | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+) -> str:
     """Push a `DatasetDict` (or a ``save_to_disk`` folder) as Parquet with its dataset card; returns the repo id.
 
     The card goes first, so ``DatasetDict.push_to_hub`` keeps its body and adds ``dataset_info`` and
@@ -224,14 +327,23 @@ def push_dataset(dataset: hf_datasets.DatasetDict | str | Path, repo_id: str, *,
     if not isinstance(dataset, hf_datasets.DatasetDict):
         folder = Path(dataset)
         if not (folder / "dataset_dict.json").is_file():
-            raise FileNotFoundError(f"no DatasetDict in {folder} (no dataset_dict.json); give a folder written by "
-                                    "DatasetDict.save_to_disk, e.g. data/default/mnist")
+            raise FileNotFoundError(
+                f"no DatasetDict in {folder} (no dataset_dict.json); give a folder written by "
+                "DatasetDict.save_to_disk, e.g. data/default/mnist"
+            )
         pretty_name = pretty_name or folder.name
         dataset = hf_datasets.load_from_disk(str(folder))
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True).repo_id
-    card = dataset_card(dataset, pretty_name=pretty_name or repo_id.split("/")[-1], repo_id=repo_id,
-                        description=description, license=license, task_categories=task_categories, tags=tags)
+    card = dataset_card(
+        dataset,
+        pretty_name=pretty_name or repo_id.split("/")[-1],
+        repo_id=repo_id,
+        description=description,
+        license=license,
+        task_categories=task_categories,
+        tags=tags,
+    )
     card.push_to_hub(repo_id, repo_type="dataset", token=token, commit_message="Add dataset card")
     dataset.push_to_hub(repo_id, private=private, token=token, commit_message="Upload data")
     return repo_id

@@ -20,8 +20,9 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, NoReturn, Union
+from typing import NoReturn
 
 from .modalities import MODALITIES, Attribute
 
@@ -106,14 +107,14 @@ class Slot:
 class Repeat:
     """``( item item ... )*``: the items repeat once per element of their (list) columns."""
 
-    items: tuple[Union[PromptText, Slot], ...]
+    items: tuple[PromptText | Slot, ...]
     position: int = field(default=-1, compare=False)
 
     def __str__(self) -> str:
         return "( " + " ".join(map(str, self.items)) + " )*"
 
 
-Item = Union[PromptText, Slot, Repeat]
+Item = PromptText | Slot | Repeat
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ class _Parser:
             elif src.startswith("->", i) or src.startswith("|||", i):
                 kind, width = ("arrow", 2) if ch == "-" else ("sep", 3)
                 if group is not None:
-                    self.fail(f"repeat group is not closed with ')*' before '{src[i:i + width]}'", group)
+                    self.fail(f"repeat group is not closed with ')*' before '{src[i : i + width]}'", group)
                 flush()
                 tokens.append((kind, i))
                 i += width
@@ -381,11 +382,14 @@ class _Parser:
         if colon >= 0:
             column = src[colon + 1 : b].strip()
             if not column:
-                self.fail("empty column name after ':' (write [MODALITY:column]; "
-                          "[MODALITY] is allowed on the decoder side)", colon)
+                self.fail(
+                    "empty column name after ':' (write [MODALITY:column]; [MODALITY] is allowed on the decoder side)",
+                    colon,
+                )
             if not _COLUMN_RE.fullmatch(column):
-                self.fail(f"invalid column name {column!r}: use letters, digits, '_', '.' and '-'",
-                          self._lead(colon + 1, b))
+                self.fail(
+                    f"invalid column name {column!r}: use letters, digits, '_', '.' and '-'", self._lead(colon + 1, b)
+                )
 
         valid = modality.all_attributes()
         attributes: list[tuple[str, object]] = []

@@ -111,7 +111,7 @@ class LabelSmoothedLMLoss(torch.autograd.Function):
 def phone_ctc_logits(encoder_states: torch.Tensor, token_table: torch.Tensor) -> torch.Tensor:
     """Encoder states -> scores of the ``NUM_PHONE_SLOTS`` phone classes, through the phone rows of
     the tied embedding; class ``vocabulary.CTC_BLANK`` (the last, unused phone slot) is the CTC blank."""
-    phones = token_table[V.PHONE_OFFSET: V.PHONE_OFFSET + V.NUM_PHONE_SLOTS]
+    phones = token_table[V.PHONE_OFFSET : V.PHONE_OFFSET + V.NUM_PHONE_SLOTS]
     return encoder_states @ phones.t().to(encoder_states.dtype)
 
 
@@ -132,5 +132,12 @@ def phone_ctc_loss(encoder_states, input_ids, ctc_labels, token_table, audio_tok
     audio_states = states.gather(1, order[..., None].expand(-1, -1, states.shape[-1]))
     log_probs = phone_ctc_logits(audio_states, token_table).float().log_softmax(dim=-1)
     targets = (ctc_labels - V.PHONE_OFFSET).clamp(min=0)
-    return F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, (ctc_labels != -100).sum(dim=1),
-                      blank=V.CTC_BLANK, reduction="mean", zero_infinity=True)
+    return F.ctc_loss(
+        log_probs.transpose(0, 1),
+        targets,
+        lengths,
+        (ctc_labels != -100).sum(dim=1),
+        blank=V.CTC_BLANK,
+        reduction="mean",
+        zero_infinity=True,
+    )

@@ -75,7 +75,7 @@ def _eval_result(entry: dict[str, Any]) -> EvalResult:
     metric = entry["metric"]
     metric_type, display = METRIC_TYPES.get(metric, (metric, metric))
     if entry.get("baseline") is not None:
-        kind = entry.get("baseline_name") or entry.get("baseline_kind")   # either key, as the evaluator writes it
+        kind = entry.get("baseline_name") or entry.get("baseline_kind")  # either key, as the evaluator writes it
         how = f", {kind}" if kind else ""
         display = f"{display} (trivial baseline: {float(entry['baseline']):.2f}{how})"
     return EvalResult(
@@ -107,7 +107,8 @@ def eval_results(results: list[dict[str, Any]], model_name: str) -> list[EvalRes
         if group and (group[0].task_name, group[0].dataset_name) != (result.task_name, result.dataset_name):
             raise ValueError(
                 f"results for task {group[0].task_name!r} and {result.task_name!r} share task type, dataset "
-                f"type and split {result.unique_identifier!r}; give them distinct dataset_type values")
+                f"type and split {result.unique_identifier!r}; give them distinct dataset_type values"
+            )
         group.append(result)
     return [result for group in groups.values() for result in group]
 

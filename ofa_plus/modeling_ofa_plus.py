@@ -204,7 +204,10 @@ class AbsolutePositionBias(nn.Module):
     def __init__(self, config: OFAPlusConfig, num_heads: int):
         super().__init__()
         self.num_heads = num_heads
-        self.q_linear, self.k_linear = nn.Linear(config.d_model, config.d_model), nn.Linear(config.d_model, config.d_model)
+        self.q_linear, self.k_linear = (
+            nn.Linear(config.d_model, config.d_model),
+            nn.Linear(config.d_model, config.d_model),
+        )
         self.scaling = (config.d_model / num_heads * config.attn_scale_factor) ** -0.5
 
     def forward(self, query_pos: torch.Tensor, key_pos: torch.Tensor) -> torch.Tensor:
@@ -324,8 +327,9 @@ class OFAPlusEncoder(nn.Module):
         return self._layout(self.token_kinds(input_ids), item_start)
 
     def _layout(self, kinds: torch.Tensor, item_start: torch.Tensor | None):
-        is_grid = kinds.new_tensor([False] + [self.adaptor(m).position_kind == "grid" for m in self.modalities],
-                                   dtype=torch.bool)[kinds]
+        is_grid = kinds.new_tensor(
+            [False] + [self.adaptor(m).position_kind == "grid" for m in self.modalities], dtype=torch.bool
+        )[kinds]
         length = kinds.shape[1]
         index = torch.arange(length, device=kinds.device).expand_as(kinds)
         run_start = kinds != F.pad(kinds[:, :-1], (1, 0), value=-1)
@@ -356,21 +360,27 @@ class OFAPlusEncoder(nn.Module):
             raise ValueError(f"a text or audio segment is longer than max_positions={config.max_positions}")
         run_end = is_image & ~F.pad(is_image[:, 1:], (0, 1), value=False)
         if bool((position[run_end] != config.image_tokens - 1).any()):  # else patches would leak across rows
-            raise ValueError(f"a run of <image> placeholders is not a whole number of images "
-                             f"({config.image_tokens} placeholders each)")
+            raise ValueError(
+                f"a run of <image> placeholders is not a whole number of images "
+                f"({config.image_tokens} placeholders each)"
+            )
         grid, span = config.image_grid_size, 2 * config.image_bucket_size - 1
         row, col = position // grid, position % grid
         text_pos = self.pos_ln(self.embed_positions(position.clamp(max=config.max_positions - 1)))
-        image_pos = self.image_pos_ln(self.embed_image_positions((row * config.image_bucket_size + col).clamp(
-            max=config.image_bucket_size**2 - 1)))
+        image_pos = self.image_pos_ln(
+            self.embed_image_positions(
+                (row * config.image_bucket_size + col).clamp(max=config.image_bucket_size**2 - 1)
+            )
+        )
         pos = torch.where(is_image[..., None], image_pos, text_pos).to(dtype)
         absolute = self.absolute_bias(pos, pos)
 
         text_bucket = token_relative_buckets(
             position[:, None, :] - position[:, :, None], config.token_bucket_size, config.max_positions
         )
-        image_offset = ((row[:, None, :] - row[:, :, None] + config.image_bucket_size - 1) * span
-                        + (col[:, None, :] - col[:, :, None] + config.image_bucket_size - 1))
+        image_offset = (row[:, None, :] - row[:, :, None] + config.image_bucket_size - 1) * span + (
+            col[:, None, :] - col[:, :, None] + config.image_bucket_size - 1
+        )
         bucket = torch.where(is_image[:, :, None], self.num_token_buckets + image_offset, text_bucket)
         outside = self.num_token_buckets + span**2  # index of the zero row
         bucket = torch.where(segment_id[:, :, None] == segment_id[:, None, :], bucket, outside)
@@ -393,13 +403,17 @@ class OFAPlusEncoder(nn.Module):
             if batch.get(first_key) is None:
                 raise ValueError(f"input_ids contain <{name}> placeholders but no {first_key} were given")
             # floating-point inputs follow the embeddings' dtype (under autocast the features come back in it)
-            keys = {k: batch[k].to(x.dtype) if batch.get(k) is not None and batch[k].is_floating_point()
-                    else batch.get(k) for k in modality.batch_keys}
+            keys = {
+                k: batch[k].to(x.dtype) if batch.get(k) is not None and batch[k].is_floating_point() else batch.get(k)
+                for k in modality.batch_keys
+            }
             adaptor = self.adaptor(modality)
             counts = adaptor.token_counts(**keys).to(input_ids.device)
             if int(counts.sum()) != placeholders:
-                raise ValueError(f"{len(counts)} {name}s give {int(counts.sum())} {adaptor.token_name} but "
-                                 f"input_ids hold {placeholders} <{name}> placeholders")
+                raise ValueError(
+                    f"{len(counts)} {name}s give {int(counts.sum())} {adaptor.token_name} but "
+                    f"input_ids hold {placeholders} <{name}> placeholders"
+                )
             features = adaptor(**keys)
             keep = torch.arange(features.shape[1], device=features.device) < counts[:, None].to(features.device)
             x = x.masked_scatter(is_item[..., None], features[keep].to(x.dtype))
@@ -429,9 +443,16 @@ class OFAPlusEncoder(nn.Module):
             selected.update({k: v[keep.to(v.device)] for k, v in keys.items()})
         return selected
 
-    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
-                pixel_values: torch.FloatTensor | None = None, inputs_embeds: torch.FloatTensor | None = None,
-                output_hidden_states: bool = False, return_dict: bool = True, **kwargs) -> BaseModelOutput:
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        output_hidden_states: bool = False,
+        return_dict: bool = True,
+        **kwargs,
+    ) -> BaseModelOutput:
         """``kwargs``: the batch keys of the adaptors (``input_features``, ...); others are ignored."""
         if input_ids is None:
             raise ValueError("OFAPlusEncoder needs input_ids: they carry the segment layout (placeholders)")
@@ -489,15 +510,21 @@ class OFAPlusDecoder(nn.Module):
         relative = key_positions[None, :] - key_positions[start:, None]
         bucket = token_relative_buckets(relative, config.token_bucket_size, config.max_positions)
         causal = torch.zeros(relative.shape, dtype=dtype, device=bucket.device).masked_fill(
-            relative > 0, torch.finfo(dtype).min)
+            relative > 0, torch.finfo(dtype).min
+        )
         # every layer's relative bias from one lookup: (Lq, Lk, layers * H) -> (layers, H, Lq, Lk)
         tables = torch.cat([table.weight for table in self.relative_bias], dim=1)
         relative_biases = F.embedding(bucket, tables).unflatten(-1, (len(self.layers), -1)).permute(2, 3, 0, 1)
         return absolute + (relative_biases.to(dtype) + causal)[:, None]
 
-    def forward(self, input_ids: torch.LongTensor | None, encoder_hidden_states: torch.Tensor,
-                encoder_attention_mask: torch.Tensor | None = None, cache: EncoderDecoderCache | None = None,
-                inputs_embeds: torch.FloatTensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+    ) -> torch.Tensor:
         config = self.config
         # inputs_embeds alone: continuous inputs (the speech prenet's frames) rather than tokens
         past = cache.get_seq_length() if cache is not None else 0
@@ -514,7 +541,7 @@ class OFAPlusDecoder(nn.Module):
                 start = past
                 block = self.self_attention_biases(past, min(config.max_positions, past + max(length, 32)), x.dtype)
                 cache.ofa_self_attention_biases = (start, block)
-            self_biases = block[..., past - start: past - start + length, : past + length]
+            self_biases = block[..., past - start : past - start + length, : past + length]
         else:
             self_biases = self.self_attention_biases(past, past + length, x.dtype)
         cross_bias = None if encoder_attention_mask is None else _padding_bias(encoder_attention_mask, x.dtype)
@@ -524,15 +551,20 @@ class OFAPlusDecoder(nn.Module):
 
 
 class OFAPlusModel(OFAPlusPreTrainedModel):
-    _tied_weights_keys = {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
+    _tied_weights_keys = {
+        "encoder.embed_tokens.weight": "shared.weight",
+        "decoder.embed_tokens.weight": "shared.weight",
+    }
 
     def __init__(self, config: OFAPlusConfig):
         super().__init__(config)
         self.shared = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
         self.encoder = OFAPlusEncoder(config, self.shared)
         self.decoder = OFAPlusDecoder(config, self.shared)
-        self._no_split_modules = [*self._no_split_modules,
-                                  *(type(self.encoder.adaptor(m)).__name__ for m in self.encoder.modalities)]
+        self._no_split_modules = [
+            *self._no_split_modules,
+            *(type(self.encoder.adaptor(m)).__name__ for m in self.encoder.modalities),
+        ]
         self.post_init()
 
     def get_input_embeddings(self):
@@ -547,19 +579,31 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
     def get_decoder(self):
         return self.decoder
 
-    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
-                pixel_values: torch.FloatTensor | None = None, decoder_input_ids: torch.LongTensor | None = None,
-                encoder_outputs: BaseModelOutput | None = None, cache: Cache | None = None,
-                use_cache: bool | None = None, output_hidden_states: bool | None = None,
-                decoder_inputs_embeds: torch.FloatTensor | None = None,
-                tied_head_gradient: TiedHeadGradient | None = None, **modality_inputs) -> Seq2SeqModelOutput:
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        encoder_outputs: BaseModelOutput | None = None,
+        cache: Cache | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        decoder_inputs_embeds: torch.FloatTensor | None = None,
+        tied_head_gradient: TiedHeadGradient | None = None,
+        **modality_inputs,
+    ) -> Seq2SeqModelOutput:
         """``modality_inputs``: the adaptors' batch keys besides ``pixel_values`` (``input_features``,
         ``input_features_mask``, ...). ``tied_head_gradient`` (internal, from
         `OFAPlusForConditionalGeneration`): when the token lookup below runs, its backward adds its rows
         into the LM loss's gradient of the tied table (see `ofa_plus.losses.TiedHeadGradient`)."""
         inputs_embeds = None
-        if (encoder_outputs is None and input_ids is not None and decoder_input_ids is not None
-                and decoder_inputs_embeds is None):
+        if (
+            encoder_outputs is None
+            and input_ids is not None
+            and decoder_input_ids is not None
+            and decoder_inputs_embeds is None
+        ):
             # one lookup for both sides: in training the shared table then takes one gradient from
             # the token lookups rather than two, each as large as the table
             ids = torch.cat([input_ids.flatten(), decoder_input_ids.flatten()])
@@ -572,16 +616,27 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
             decoder_inputs_embeds = decoder_inputs_embeds.view(*decoder_input_ids.shape, -1)
         if encoder_outputs is None:
             encoder_inputs = {k: modality_inputs[k] for k in self.encoder.input_keys if k in modality_inputs}
-            encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
-                                           inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states,
-                                           **encoder_inputs)
+            encoder_outputs = self.encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                pixel_values=pixel_values,
+                inputs_embeds=inputs_embeds,
+                output_hidden_states=output_hidden_states,
+                **encoder_inputs,
+            )
         use_cache = self.config.use_cache if use_cache is None else use_cache
         if use_cache and cache is None:
             cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
-        hidden = self.decoder(decoder_input_ids, encoder_outputs.last_hidden_state, attention_mask,
-                              cache if use_cache else None, decoder_inputs_embeds)
+        hidden = self.decoder(
+            decoder_input_ids,
+            encoder_outputs.last_hidden_state,
+            attention_mask,
+            cache if use_cache else None,
+            decoder_inputs_embeds,
+        )
         return Seq2SeqModelOutput(
-            last_hidden_state=hidden, cache=cache if use_cache else None,
+            last_hidden_state=hidden,
+            cache=cache if use_cache else None,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states,
         )
@@ -645,13 +700,23 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, OFAPlusGenerationM
     def get_decoder(self):
         return self.model.decoder
 
-    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
-                pixel_values: torch.FloatTensor | None = None, decoder_input_ids: torch.LongTensor | None = None,
-                encoder_outputs: BaseModelOutput | None = None, cache: Cache | None = None,
-                labels: torch.LongTensor | None = None, use_cache: bool | None = None,
-                output_hidden_states: bool | None = None, return_dict: bool | None = None,
-                input_features: torch.FloatTensor | None = None, input_features_mask: torch.Tensor | None = None,
-                ctc_labels: torch.LongTensor | None = None, **kwargs):
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        encoder_outputs: BaseModelOutput | None = None,
+        cache: Cache | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        input_features: torch.FloatTensor | None = None,
+        input_features_mask: torch.Tensor | None = None,
+        ctc_labels: torch.LongTensor | None = None,
+        **kwargs,
+    ):
         r"""
         labels (`torch.LongTensor` of shape `(batch, target_length)`, *optional*):
             Target ids; -100 marks positions without loss (padding, `no_loss` prefixes). When
@@ -671,31 +736,62 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, OFAPlusGenerationM
         modality_inputs = {"input_features": input_features, "input_features_mask": input_features_mask, **kwargs}
         for kind in self.output_kinds:  # another output kind's targets: its own forward and loss
             if kind.head_class is not None and any(kwargs.get(key) is not None for key in kind.label_keys):
-                return kind.forward(self, input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
-                                    encoder_outputs=encoder_outputs, **modality_inputs)
+                return kind.forward(
+                    self,
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    pixel_values=pixel_values,
+                    encoder_outputs=encoder_outputs,
+                    **modality_inputs,
+                )
         if labels is not None:
             use_cache = False
             if decoder_input_ids is None:
-                decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id,
-                                                       self.config.decoder_start_token_id)
+                decoder_input_ids = shift_tokens_right(
+                    labels, self.config.pad_token_id, self.config.decoder_start_token_id
+                )
         # the LM head and the token lookups share one table: one gradient buffer for both (TiedHeadGradient)
         tied = TiedHeadGradient() if labels is not None and self.lm_head.weight is self.model.shared.weight else None
-        out = self.model(input_ids, attention_mask, pixel_values, decoder_input_ids, encoder_outputs,
-                         cache=cache, use_cache=use_cache, output_hidden_states=output_hidden_states,
-                         tied_head_gradient=tied, **modality_inputs)
+        out = self.model(
+            input_ids,
+            attention_mask,
+            pixel_values,
+            decoder_input_ids,
+            encoder_outputs,
+            cache=cache,
+            use_cache=use_cache,
+            output_hidden_states=output_hidden_states,
+            tied_head_gradient=tied,
+            **modality_inputs,
+        )
         logits = self.lm_logits(out.last_hidden_state)
         loss = ctc_loss = None
         if labels is not None:  # the loss back-propagates through the head itself, on labelled rows only
-            loss = LabelSmoothedLMLoss.apply(out.last_hidden_state.flatten(0, 1), self.lm_head.weight,
-                                             logits.detach().flatten(0, 1), labels.flatten(),
-                                             self.config.label_smoothing, tied)
+            loss = LabelSmoothedLMLoss.apply(
+                out.last_hidden_state.flatten(0, 1),
+                self.lm_head.weight,
+                logits.detach().flatten(0, 1),
+                labels.flatten(),
+                self.config.label_smoothing,
+                tied,
+            )
             if ctc_labels is not None:
-                ctc_loss = phone_ctc_loss(out.encoder_last_hidden_state, input_ids, ctc_labels,
-                                          self.model.shared.weight, self.config.audio_token_id)
+                ctc_loss = phone_ctc_loss(
+                    out.encoder_last_hidden_state,
+                    input_ids,
+                    ctc_labels,
+                    self.model.shared.weight,
+                    self.config.audio_token_id,
+                )
                 loss = loss + self.config.ctc_weight * ctc_loss
-        return OFAPlusSeq2SeqLMOutput(loss=loss, logits=logits, cache=out.cache,
-                                      encoder_last_hidden_state=out.encoder_last_hidden_state,
-                                      encoder_hidden_states=out.encoder_hidden_states, ctc_loss=ctc_loss)
+        return OFAPlusSeq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            cache=out.cache,
+            encoder_last_hidden_state=out.encoder_last_hidden_state,
+            encoder_hidden_states=out.encoder_hidden_states,
+            ctc_loss=ctc_loss,
+        )
 
     def phone_ctc_logits(self, encoder_states: torch.Tensor) -> torch.Tensor:
         """Encoder states -> scores of the phone classes, through the phone rows of the tied embedding."""

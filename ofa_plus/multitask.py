@@ -49,8 +49,9 @@ def row_lengths(dataset: datasets.Dataset, columns: list[str]) -> np.ndarray:
     return lengths
 
 
-def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
-                     bucketing: bool = True) -> list[np.ndarray]:
+def bucketed_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, bucketing: bool = True
+) -> list[np.ndarray]:
     """Shuffle, sort by length inside windows of BUCKET_BATCHES batches, cut, shuffle the batches.
 
     Windows keep the order random across the epoch while rows of similar length share batches,
@@ -58,9 +59,13 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     order = rng.permutation(len(lengths))
     if bucketing:
         window = batch_size * BUCKET_BATCHES
-        order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
-                                for chunk in np.array_split(order, max(1, -(-len(order) // window)))])
-    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+        order = np.concatenate(
+            [
+                chunk[np.argsort(lengths[chunk], kind="stable")]
+                for chunk in np.array_split(order, max(1, -(-len(order) // window)))
+            ]
+        )
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
@@ -81,8 +86,16 @@ class TaskStream:
     _lengths: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
-    def for_card(cls, card: TaskCard, index: int, seed: int, rank: int = 0, world: int = 1,
-                 bucketing: bool = True, limit: int | None = None) -> "TaskStream":
+    def for_card(
+        cls,
+        card: TaskCard,
+        index: int,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        bucketing: bool = True,
+        limit: int | None = None,
+    ) -> TaskStream:
         dataset = card.load_split("train")
         if limit:
             dataset = dataset.select(range(min(limit, len(dataset))))
@@ -136,8 +149,9 @@ class SkippedRow:
     reason: str
 
 
-def collate(processor: OFAPlusProcessor, card: TaskCard, rows: list[dict], indices, *, training: bool,
-            rng: random.Random) -> tuple[OFAPlusBatch | None, list[SkippedRow]]:
+def collate(
+    processor: OFAPlusProcessor, card: TaskCard, rows: list[dict], indices, *, training: bool, rng: random.Random
+) -> tuple[OFAPlusBatch | None, list[SkippedRow]]:
     """Encode one task's rows; a row that cannot be encoded is left out and reported."""
     try:
         return processor.process_rows(card.plan, rows, training=training, rng=rng), []

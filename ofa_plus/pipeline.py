@@ -36,7 +36,10 @@ from .task_card import TaskCard, generation_kwargs, get_task, inference_row, tas
 TASK = "multimodal-instruction"
 ALIAS = "ofa-plus"
 _GENERATION_KEYS = {k for k in vars(GenerationConfig()) if not k.startswith("_")} | {
-    "generation_config", "logits_processor", "stopping_criteria"}
+    "generation_config",
+    "logits_processor",
+    "stopping_criteria",
+}
 
 
 class OFAPlusPipeline(Pipeline):
@@ -51,18 +54,28 @@ class OFAPlusPipeline(Pipeline):
         """The model's task cards by name (the processor's when the model carries none)."""
         return tasks_from_dicts(getattr(self.model.config, "task_cards", None) or self.processor.task_cards)
 
-    def __call__(self, inputs: str | dict | list[dict] | TaskPlan | None = None, *, task: str | None = None,
-                 batch_size: int | None = None, num_workers: int | None = None, output_dir: str | None = None,
-                 **kwargs) -> Any:
+    def __call__(
+        self,
+        inputs: str | dict | list[dict] | TaskPlan | None = None,
+        *,
+        task: str | None = None,
+        batch_size: int | None = None,
+        num_workers: int | None = None,
+        output_dir: str | None = None,
+        **kwargs,
+    ) -> Any:
         plan = self._plan(inputs, task)
         if output_dir is not None and plan.output_kind != "speech":
-            raise ValueError(f"output_dir= writes AUDIO outputs as WAV files; this task generates "
-                             f"{plan.generator.kind}")
+            raise ValueError(
+                f"output_dir= writes AUDIO outputs as WAV files; this task generates {plan.generator.kind}"
+            )
         columns = {k: kwargs.pop(k) for k in list(kwargs) if k in plan.columns()}
         unknown = sorted(set(kwargs) - _GENERATION_KEYS - {"closed_set"})
         if unknown:
-            raise ValueError(f"{', '.join(map(repr, unknown))}: neither a column of the instruction "
-                             f"({', '.join(plan.columns())}) nor a generate() setting")
+            raise ValueError(
+                f"{', '.join(map(repr, unknown))}: neither a column of the instruction "
+                f"({', '.join(plan.columns())}) nor a generate() setting"
+            )
         if isinstance(inputs, (dict, list)):
             if columns:
                 raise ValueError("give the columns either as rows (dicts) or as keyword arguments, not both")
@@ -71,7 +84,7 @@ class OFAPlusPipeline(Pipeline):
             rows, batched = self.processor.split_rows(plan, columns)
         rows = [inference_row(plan, row) for row in rows]
         size = batch_size or self._batch_size or 1
-        chunks = [{"plan": plan, "rows": rows[i: i + size]} for i in range(0, len(rows), size)]
+        chunks = [{"plan": plan, "rows": rows[i : i + size]} for i in range(0, len(rows), size)]
         # each item of the base pipeline is one batch of rows (one generate() call)
         outputs = super().__call__(chunks, num_workers=num_workers, batch_size=1, **kwargs)
         values = [value for chunk in outputs for value in chunk]
@@ -91,8 +104,10 @@ class OFAPlusPipeline(Pipeline):
         if isinstance(inputs, str):
             return compile_plan(inputs)
         known = ", ".join(sorted(self.tasks)) or "none"
-        raise ValueError("give an instruction, e.g. pipe('[IMAGE:image] what does the image describe? -> "
-                         f"[TEXT:caption]', image=img), or a task of the model by name: task=... (known: {known})")
+        raise ValueError(
+            "give an instruction, e.g. pipe('[IMAGE:image] what does the image describe? -> "
+            f"[TEXT:caption]', image=img), or a task of the model by name: task=... (known: {known})"
+        )
 
     def _sanitize_parameters(self, closed_set=None, **generate_kwargs):
         preprocess = {} if closed_set is None else {"closed_set": closed_set}
@@ -105,8 +120,9 @@ class OFAPlusPipeline(Pipeline):
 
     def _forward(self, model_inputs: dict, generate_kwargs: dict | None = None) -> dict:
         rows, plan = model_inputs.pop("rows"), model_inputs.pop("plan")
-        model_inputs = {k: v.to(self.dtype) if torch.is_tensor(v) and v.is_floating_point() else v
-                        for k, v in model_inputs.items()}
+        model_inputs = {
+            k: v.to(self.dtype) if torch.is_tensor(v) and v.is_floating_point() else v for k, v in model_inputs.items()
+        }
         settings = {**generation_kwargs(plan), **self._prepare_generate_kwargs(generate_kwargs or {})}
         generated = self.model.generate(**model_inputs, **settings)
         return {"generated": generated, "plan": plan, "rows": rows}
@@ -119,6 +135,7 @@ class OFAPlusPipeline(Pipeline):
 
 def register() -> None:
     """Make ``pipeline("multimodal-instruction")`` (and its alias ``"ofa-plus"``) build an `OFAPlusPipeline`."""
-    PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=OFAPlusPipeline, pt_model=AutoModelForSeq2SeqLM,
-                                        type="multimodal")
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK, pipeline_class=OFAPlusPipeline, pt_model=AutoModelForSeq2SeqLM, type="multimodal"
+    )
     PIPELINE_REGISTRY.task_aliases[ALIAS] = TASK

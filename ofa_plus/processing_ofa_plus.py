@@ -58,13 +58,24 @@ class RowContext:
 
     def value(self, slot: SlotPlan) -> Any:
         if slot.column not in self.row:
-            raise ValueError(f"{self.where(slot)}: no value for column {slot.column!r}; the row has {sorted(self.row)}")
+            raise ValueError(
+                f"{self.where(slot)}: no value for column {slot.column!r}; the row has {sorted(self.row)}"
+            )
         return self.row[slot.column]
 
     def slot_context(self, slot: SlotPlan) -> SlotContext:
-        return SlotContext(self.processor.tokenizer, slot.settings, self.where(slot), self.training, self.rng,
-                           processor=self.processor, row=self.info, template=self.template, slot=slot,
-                           sampling_rate=self.sampling_rate)
+        return SlotContext(
+            self.processor.tokenizer,
+            slot.settings,
+            self.where(slot),
+            self.training,
+            self.rng,
+            processor=self.processor,
+            row=self.info,
+            template=self.template,
+            slot=slot,
+            sampling_rate=self.sampling_rate,
+        )
 
     def encode_items(self, items, with_targets: bool) -> tuple[list[int], list[bool]]:
         """Token ids of a run of text-like items, and per token whether it is scored.
@@ -99,12 +110,16 @@ class RowContext:
         lists = {c: self.value(next(s for s in repeat.slots() if s.column == c)) for c in columns}
         for column, value in lists.items():
             if not isinstance(value, (list, tuple)):
-                raise ValueError(f"{_task(self.plan)}row {self.index}: column {column!r} fills a repeat group "
-                                 f"( ... )* and must hold a list, got {type(value).__name__}")
+                raise ValueError(
+                    f"{_task(self.plan)}row {self.index}: column {column!r} fills a repeat group "
+                    f"( ... )* and must hold a list, got {type(value).__name__}"
+                )
         lengths = {c: len(v) for c, v in lists.items()}
         if len(set(lengths.values())) > 1:
-            raise ValueError(f"{_task(self.plan)}row {self.index}: the columns of one repeat group must have "
-                             f"equal lengths, got {lengths}")
+            raise ValueError(
+                f"{_task(self.plan)}row {self.index}: the columns of one repeat group must have "
+                f"equal lengths, got {lengths}"
+            )
         count = next(iter(lengths.values()), 0)
         return [{c: lists[c][k] for c in columns} for k in range(count)]
 
@@ -122,8 +137,15 @@ class OFAPlusProcessor(ProcessorMixin):
     Audio arrays need ``sampling_rate=`` (paths, bytes and audio dicts carry their own).
     """
 
-    def __init__(self, image_processor=None, tokenizer=None, feature_extractor=None, image_patch_stride: int = 16,
-                 tts_settings: dict | None = None, **kwargs):
+    def __init__(
+        self,
+        image_processor=None,
+        tokenizer=None,
+        feature_extractor=None,
+        image_patch_stride: int = 16,
+        tts_settings: dict | None = None,
+        **kwargs,
+    ):
         self.image_patch_stride = image_patch_stride
         # AUDIO targets: the model config's tts_* mel settings (`MelSettings`)
         self.tts_settings = MelSettings.from_dict(tts_settings).to_dict()
@@ -137,10 +159,18 @@ class OFAPlusProcessor(ProcessorMixin):
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
         # processors saved before audio support have no feature extractor: load the rest, add the default one
         if processor_dict is not None and "feature_extractor" not in processor_dict:
-            without_audio = type(cls.__name__, (cls,), {"get_attributes": classmethod(
-                lambda c: [a for a in cls.get_attributes() if a != "feature_extractor"])})
-            args = super(cls, without_audio)._get_arguments_from_pretrained(pretrained_model_name_or_path,
-                                                                             processor_dict, **kwargs)
+            without_audio = type(
+                cls.__name__,
+                (cls,),
+                {
+                    "get_attributes": classmethod(
+                        lambda c: [a for a in cls.get_attributes() if a != "feature_extractor"]
+                    )
+                },
+            )
+            args = super(cls, without_audio)._get_arguments_from_pretrained(
+                pretrained_model_name_or_path, processor_dict, **kwargs
+            )
             return [*args, OFAPlusAudioFeatureExtractor()]
         return super()._get_arguments_from_pretrained(pretrained_model_name_or_path, processor_dict, **kwargs)
 
@@ -176,10 +206,13 @@ class OFAPlusProcessor(ProcessorMixin):
     def for_config(cls, config, tokenizer: OFAPlusTokenizer | None = None) -> OFAPlusProcessor:
         """The processor that feeds a model of ``config``: its image size and patch grid, audio bins, mels."""
         image_processor = OFAPlusImageProcessor(size={"height": config.image_size, "width": config.image_size})
-        return cls(image_processor, tokenizer or OFAPlusTokenizer.from_default(),
-                   OFAPlusAudioFeatureExtractor(feature_size=config.audio_feature_size),
-                   image_patch_stride=config.image_size // config.image_grid_size,
-                   tts_settings=MelSettings.from_config(config).to_dict())
+        return cls(
+            image_processor,
+            tokenizer or OFAPlusTokenizer.from_default(),
+            OFAPlusAudioFeatureExtractor(feature_size=config.audio_feature_size),
+            image_patch_stride=config.image_size // config.image_grid_size,
+            tts_settings=MelSettings.from_config(config).to_dict(),
+        )
 
     @property
     def image_size(self) -> int:
@@ -194,15 +227,30 @@ class OFAPlusProcessor(ProcessorMixin):
         return MelSettings.from_dict(self.tts_settings)
 
     # ------------------------------------------------------------------------------ encoding
-    def __call__(self, instruction: str | Instruction | TaskPlan | None = None, *, return_tensors: str = "pt",
-                 training: bool = False, closed_set: list[str] | None = None, seed: int | None = None,
-                 sampling_rate: int | None = None, **columns) -> OFAPlusBatch:
+    def __call__(
+        self,
+        instruction: str | Instruction | TaskPlan | None = None,
+        *,
+        return_tensors: str = "pt",
+        training: bool = False,
+        closed_set: list[str] | None = None,
+        seed: int | None = None,
+        sampling_rate: int | None = None,
+        **columns,
+    ) -> OFAPlusBatch:
         if instruction is None:  # transformers' image-text-to-text convention: images= and text=
             instruction, columns = _image_text_request(columns)
         plan = instruction if isinstance(instruction, TaskPlan) else compile_plan(instruction)
         rows = self._rows_from_columns(plan, columns)
-        return self.process_rows(plan, rows, training=training, closed_set=closed_set,
-                                 rng=random.Random(seed), return_tensors=return_tensors, sampling_rate=sampling_rate)
+        return self.process_rows(
+            plan,
+            rows,
+            training=training,
+            closed_set=closed_set,
+            rng=random.Random(seed),
+            return_tensors=return_tensors,
+            sampling_rate=sampling_rate,
+        )
 
     def split_rows(self, plan: TaskPlan, columns: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
         """Keyword columns -> (rows, whether the columns held a batch rather than one row)."""
@@ -228,14 +276,24 @@ class OFAPlusProcessor(ProcessorMixin):
         size = len(columns[known[0]])
         for column, value in columns.items():
             if not _is_batch(value) or len(value) != size:
-                raise ValueError(f"column {known[0]!r} holds a batch of {size} values, so every column must be a "
-                                 f"list of {size}; column {column!r} is "
-                                 f"{type(value).__name__}{f' of {len(value)}' if hasattr(value, '__len__') else ''}")
+                raise ValueError(
+                    f"column {known[0]!r} holds a batch of {size} values, so every column must be a "
+                    f"list of {size}; column {column!r} is "
+                    f"{type(value).__name__}{f' of {len(value)}' if hasattr(value, '__len__') else ''}"
+                )
         return [{c: columns[c][i] for c in columns} for i in range(size)]
 
-    def process_rows(self, plan: TaskPlan, rows: list[dict[str, Any]], *, training: bool = False,
-                     closed_set: list[str] | None = None, rng: random.Random | None = None,
-                     return_tensors: str = "pt", sampling_rate: int | None = None) -> OFAPlusBatch:
+    def process_rows(
+        self,
+        plan: TaskPlan,
+        rows: list[dict[str, Any]],
+        *,
+        training: bool = False,
+        closed_set: list[str] | None = None,
+        rng: random.Random | None = None,
+        return_tensors: str = "pt",
+        sampling_rate: int | None = None,
+    ) -> OFAPlusBatch:
         """Encode rows of one task into one padded batch (the collate step of training, too).
         ``sampling_rate`` is the rate of audio given as bare arrays."""
         rng = rng or random.Random()
@@ -247,12 +305,16 @@ class OFAPlusProcessor(ProcessorMixin):
         with_targets = [targets <= row.keys() for row in rows]
         if targets and any(with_targets) and not all(with_targets):
             missing = next(i for i, ok in enumerate(with_targets) if not ok)
-            raise ValueError(f"{_task(plan)}row {missing}: target columns {sorted(targets - rows[missing].keys())} "
-                             f"are missing while other rows have them")
+            raise ValueError(
+                f"{_task(plan)}row {missing}: target columns {sorted(targets - rows[missing].keys())} "
+                f"are missing while other rows have them"
+            )
         train_mode = bool(targets) and all(with_targets)
         output_kind = get_output_kind(plan.output_kind)
-        encoded = [self._encode_row(plan, output_kind, row, i, training, rng, train_mode, sampling_rate)
-                   for i, row in enumerate(rows)]
+        encoded = [
+            self._encode_row(plan, output_kind, row, i, training, rng, train_mode, sampling_rate)
+            for i, row in enumerate(rows)
+        ]
 
         data: dict[str, Any] = {
             "input_ids": _pad([e["input_ids"] for e in encoded], self.tokenizer.pad_token_id),
@@ -291,14 +353,26 @@ class OFAPlusProcessor(ProcessorMixin):
     def _prompt_ids(self, text: str) -> list[int]:
         return self.tokenizer.encode_text(text)
 
-    def _encode_row(self, plan: TaskPlan, output_kind, row: dict, index: int, training: bool, rng,
-                    with_targets: bool, sampling_rate: int | None = None) -> dict:
+    def _encode_row(
+        self,
+        plan: TaskPlan,
+        output_kind,
+        row: dict,
+        index: int,
+        training: bool,
+        rng,
+        with_targets: bool,
+        sampling_rate: int | None = None,
+    ) -> dict:
         template_index = rng.randrange(len(plan.templates)) if training else 0
         template = plan.templates[template_index]
         ctx = RowContext(self, plan, template, row, index, RowInfo(template_index), training, rng, sampling_rate)
         # non-text inputs first: a BOX anywhere in the row refers to its image's original size
-        features = [(s, s.modality.load(ctx.value(s), ctx.slot_context(s)))
-                    for s in template.slots("encoder") if not s.modality.text_like]
+        features = [
+            (s, s.modality.load(ctx.value(s), ctx.slot_context(s)))
+            for s in template.slots("encoder")
+            if not s.modality.text_like
+        ]
         loaded = iter(features)
         input_ids: list[int] = []
         for segment in template.encoder:
@@ -307,14 +381,21 @@ class OFAPlusProcessor(ProcessorMixin):
                 input_ids += [V.BOS_ID, *ids, V.EOS_ID] if segment.bos_eos else ids
             else:  # one non-text slot: its run of placeholders
                 slot, item = next(loaded)
-                input_ids += [slot.modality.placeholder_id] * slot.modality.placeholder_count(item, ctx.slot_context(slot))
+                input_ids += [slot.modality.placeholder_id] * slot.modality.placeholder_count(
+                    item, ctx.slot_context(slot)
+                )
         auxiliary: dict[str, list[int]] = {}
         if with_targets:
             for s in template.targets():
                 for key, ids in s.modality.auxiliary_labels(ctx.value(s), ctx.slot_context(s)).items():
                     auxiliary[key] = auxiliary.get(key, []) + ids
-        return {"input_ids": input_ids, "features": features, "auxiliary": auxiliary, "info": ctx.info,
-                "decoder": output_kind.encode_row(ctx, with_targets)}
+        return {
+            "input_ids": input_ids,
+            "features": features,
+            "auxiliary": auxiliary,
+            "info": ctx.info,
+            "decoder": output_kind.encode_row(ctx, with_targets),
+        }
 
     # ------------------------------------------------------------------------------ decoding
     def postprocess(self, generated, inputs: OFAPlusBatch, **options) -> list[Any]:
@@ -339,8 +420,10 @@ def _image_text_request(columns: dict) -> tuple[str, dict]:
     """``processor(images=..., text=...)`` (what transformers' image-text-to-text pipeline calls): the
     text is the prompt after the image, as in "[IMAGE:image] what does the image describe? -> ..."."""
     if "images" not in columns or "text" not in columns:
-        raise ValueError("give an instruction, e.g. processor('[IMAGE:image] what does the image describe? -> "
-                         "[TEXT:caption]', image=img), or images= and text= (image-text-to-text)")
+        raise ValueError(
+            "give an instruction, e.g. processor('[IMAGE:image] what does the image describe? -> "
+            "[TEXT:caption]', image=img), or images= and text= (image-text-to-text)"
+        )
     images, text = columns["images"], columns["text"]
     if isinstance(images, (list, tuple)) and isinstance(text, str):
         text = [text] * len(images)  # one prompt for every image
@@ -349,10 +432,18 @@ def _image_text_request(columns: dict) -> tuple[str, dict]:
 
 def _model_task_cards(path, kwargs: dict) -> list[dict]:
     """``task_cards`` of the ``config.json`` beside a processor (a folder or Hub repo), or []."""
-    hub = {k: kwargs[k] for k in ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
-           if k in kwargs}
-    config = cached_file(path, "config.json", _raise_exceptions_for_missing_entries=False,
-                         _raise_exceptions_for_connection_errors=False, **hub)
+    hub = {
+        k: kwargs[k]
+        for k in ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+        if k in kwargs
+    }
+    config = cached_file(
+        path,
+        "config.json",
+        _raise_exceptions_for_missing_entries=False,
+        _raise_exceptions_for_connection_errors=False,
+        **hub,
+    )
     if config is None:
         return []
     with open(config, encoding="utf-8") as f:

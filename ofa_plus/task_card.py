@@ -19,8 +19,18 @@ import yaml
 from .instruction import InstructionError
 from .plan import TaskPlan, compile_plan
 
-CARD_KEYS = {"name", "description", "instruction", "dataset", "columns", "references", "metrics", "generation",
-             "training", "settings"}
+CARD_KEYS = {
+    "name",
+    "description",
+    "instruction",
+    "dataset",
+    "columns",
+    "references",
+    "metrics",
+    "generation",
+    "training",
+    "settings",
+}
 REQUIRED_KEYS = ("name", "instruction", "dataset")
 DATASET_KEYS = {"path", "name", "splits", "data_files"}
 SPLIT_ROLES = ("train", "validation", "test")
@@ -160,7 +170,7 @@ class TaskCard:
         return {k: v for k, v in out.items() if v not in (None, "", {}, [])}
 
     @classmethod
-    def from_dict(cls, data: dict, source: str | None = None, check_dataset: bool = True) -> "TaskCard":
+    def from_dict(cls, data: dict, source: str | None = None, check_dataset: bool = True) -> TaskCard:
         """Build and check a card. ``check_dataset=False`` skips what needs the data on disk (a card
         restored from a trained model must run without its training data)."""
         if not isinstance(data, dict):
@@ -201,15 +211,21 @@ class TaskCard:
         slot_columns = plan.columns()
         for slot in columns:
             if slot not in slot_columns:
-                raise CardError(where, f"columns.{slot}", f"the instruction has no slot {slot!r} "
-                                f"(its slots: {', '.join(slot_columns)})")
+                raise CardError(
+                    where,
+                    f"columns.{slot}",
+                    f"the instruction has no slot {slot!r} (its slots: {', '.join(slot_columns)})",
+                )
 
         metrics = data.get("metrics") or []
         metrics = [metrics] if isinstance(metrics, str) else list(metrics)
         from .metrics import METRICS  # noqa: PLC0415 (metrics pull in scoring libraries; load them only here)
+
         for k, metric in enumerate(metrics):
             if metric not in METRICS:
-                raise CardError(where, f"metrics[{k}]", f"unknown metric {metric!r}; known: {', '.join(sorted(METRICS))}")
+                raise CardError(
+                    where, f"metrics[{k}]", f"unknown metric {metric!r}; known: {', '.join(sorted(METRICS))}"
+                )
 
         generation = dict(data.get("generation") or {})
         _check_keys(generation, GENERATION_KEYS, where, "generation.")
@@ -224,10 +240,19 @@ class TaskCard:
             if slot not in slot_columns:
                 raise CardError(where, f"settings.{slot}", f"the instruction has no slot {slot!r}")
 
-        card = cls(name=data["name"], instructions=instructions, dataset=dataset, columns=columns,
-                   references=data.get("references"), metrics=metrics, generation=generation,
-                   training=TrainingSettings(**{k: type(getattr(TrainingSettings, k))(v) for k, v in training.items()}),
-                   settings=settings, description=data.get("description", ""), source=source)
+        card = cls(
+            name=data["name"],
+            instructions=instructions,
+            dataset=dataset,
+            columns=columns,
+            references=data.get("references"),
+            metrics=metrics,
+            generation=generation,
+            training=TrainingSettings(**{k: type(getattr(TrainingSettings, k))(v) for k, v in training.items()}),
+            settings=settings,
+            description=data.get("description", ""),
+            source=source,
+        )
         closed = generation.get("closed_set")
         if isinstance(closed, list):
             card.closed_set = [str(c) for c in closed]
@@ -252,23 +277,32 @@ class TaskCard:
             raise CardError(self.where, "dataset.path", f"cannot load {self.dataset['path']!r}: {err}") from None
         for role, split in self.dataset["splits"].items():
             if split not in splits:
-                raise CardError(self.where, f"dataset.splits.{role}",
-                                f"split {split!r} not in the dataset (it has {', '.join(splits)})")
+                raise CardError(
+                    self.where,
+                    f"dataset.splits.{role}",
+                    f"split {split!r} not in the dataset (it has {', '.join(splits)})",
+                )
         available = splits[self.dataset["splits"]["train"]].column_names
         for slot in slot_columns:  # a slot with no mapping reads the dataset column of its own name
             self.columns.setdefault(slot, ColumnMap(slot))
         for slot, spec in self.columns.items():
             if spec.column not in available:
-                raise CardError(self.where, f"columns.{slot}", f"the dataset has no column {spec.column!r} to fill "
-                                f"slot {slot!r} (columns: {', '.join(available)})")
+                raise CardError(
+                    self.where,
+                    f"columns.{slot}",
+                    f"the dataset has no column {spec.column!r} to fill "
+                    f"slot {slot!r} (columns: {', '.join(available)})",
+                )
         if self.references and self.references not in available:
             raise CardError(self.where, "references", f"the dataset has no column {self.references!r}")
         from .metrics import METRICS  # noqa: PLC0415
+
         for metric in self.metrics:
             for column in METRICS[metric].needs_columns:
                 if column not in available:
-                    raise CardError(self.where, "metrics", f"metric {metric!r} reads column {column!r}, which the "
-                                    "dataset lacks")
+                    raise CardError(
+                        self.where, "metrics", f"metric {metric!r} reads column {column!r}, which the dataset lacks"
+                    )
         closed = self.generation.get("closed_set")
         if isinstance(closed, dict) and "column" in closed:
             column = closed["column"]
@@ -357,8 +391,9 @@ def _load_dataset_cached(path: str, name: str | None, data_files: str | None):
 
 def _load_dataset(spec: dict):
     data_files = spec.get("data_files")
-    return _load_dataset_cached(str(spec["path"]), spec.get("name"),
-                                yaml.safe_dump(data_files) if data_files is not None else None)
+    return _load_dataset_cached(
+        str(spec["path"]), spec.get("name"), yaml.safe_dump(data_files) if data_files is not None else None
+    )
 
 
 def _target_column(plan: TaskPlan) -> str:

@@ -51,10 +51,8 @@ from .vocabulary import (
     PAD_ID,
     PHONE_OFFSET,
     PHONES,
-    SPECIAL_TOKENS,
     TEXT_OFFSET,
     UNK_ID,
-    phone_token,
     reserved_tokens,
 )
 
@@ -305,7 +303,11 @@ class OFAPlusTokenizer(PreTrainedTokenizer):
                 parts.append(self.convert_ids_to_tokens(i))
         flush()
         text = "".join(parts)
-        if clean_up_tokenization_spaces if clean_up_tokenization_spaces is not None else self.clean_up_tokenization_spaces:
+        if (
+            clean_up_tokenization_spaces
+            if clean_up_tokenization_spaces is not None
+            else self.clean_up_tokenization_spaces
+        ):
             text = self.clean_up_tokenization(text)
         return text
 

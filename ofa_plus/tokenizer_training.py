@@ -90,8 +90,9 @@ def train_tokenizer(
 
     tokenizer = OFAPlusTokenizer(vocab_file=str(output_dir / VOCAB_FILES_NAMES["vocab_file"]))
     reserved = set(reserved_tokens())
-    clashes = [p for p in (tokenizer.sp_model.id_to_piece(k) for k in range(1, tokenizer.num_text_pieces))
-               if p in reserved]
+    clashes = [
+        p for p in (tokenizer.sp_model.id_to_piece(k) for k in range(1, tokenizer.num_text_pieces)) if p in reserved
+    ]
     if clashes:  # harmless for encoding (ids never go through strings), ambiguous for convert_tokens_to_ids
         warnings.warn(f"SentencePiece pieces spelled like reserved tokens: {clashes[:10]}")
     tokenizer.save_pretrained(str(output_dir))
@@ -102,10 +103,34 @@ def train_tokenizer(
 # Modules never imported: side effects on import (browser, printing, GUI, terminal), platform-only,
 # or huge and uninteresting (the test suite, codecs).
 _SKIP_MODULES = {
-    "antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "test", "tests", "lib2to3",
-    "readline", "curses", "ensurepip", "venv", "msilib", "winreg", "winsound", "msvcrt", "nt",
-    "encodings", "pydoc_data", "xxsubtype", "xxlimited", "site", "sitecustomize", "usercustomize",
-    "__main__", "pip", "distutils",
+    "antigravity",
+    "this",
+    "idlelib",
+    "tkinter",
+    "turtle",
+    "turtledemo",
+    "test",
+    "tests",
+    "lib2to3",
+    "readline",
+    "curses",
+    "ensurepip",
+    "venv",
+    "msilib",
+    "winreg",
+    "winsound",
+    "msvcrt",
+    "nt",
+    "encodings",
+    "pydoc_data",
+    "xxsubtype",
+    "xxlimited",
+    "site",
+    "sitecustomize",
+    "usercustomize",
+    "__main__",
+    "pip",
+    "distutils",
 }
 _NUMBER_WORDS = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
@@ -267,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.corpus:
+
         def texts() -> Iterator[str]:
             for path in args.corpus:
                 with open(path, encoding="utf-8") as f:

@@ -45,18 +45,26 @@ CHECKPOINT_PATTERN = re.compile(r"step_(\d+)$")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="ofa_plus.train", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="ofa_plus.train",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--cards", nargs="+", required=True, help="task card files and/or folders")
     p.add_argument("--output", required=True, help="run folder (checkpoints, logs, final model)")
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="model size for a new model")
     p.add_argument("--init", help="start from this trained model folder instead of a new preset model")
     p.add_argument("--image-size", type=int, help="override the preset's image size (pixels)")
     p.add_argument("--image-backbone", help="override the preset's CNN (e.g. mobilenet_v2)")
-    p.add_argument("--backbone-weights", help="torchvision checkpoint (.pth) to start the CNN from, e.g. ImageNet weights")
+    p.add_argument(
+        "--backbone-weights", help="torchvision checkpoint (.pth) to start the CNN from, e.g. ImageNet weights"
+    )
     p.add_argument("--dropout", type=float, help="override the preset's dropout")
-    p.add_argument("--config-overrides", default="",
-                   help='other config fields for a new model, as in transformers\' run_clm.py: "key=value,key=value"')
+    p.add_argument(
+        "--config-overrides",
+        default="",
+        help='other config fields for a new model, as in transformers\' run_clm.py: "key=value,key=value"',
+    )
     p.add_argument("--max-steps", type=int, default=1000, help="optimiser steps")
     p.add_argument("--tasks-per-step", type=int, help="micro-batches per optimiser step (default: number of cards)")
     p.add_argument("--batch-size", type=int, help="micro-batch size for every task (default: each card's own)")
@@ -97,11 +105,19 @@ def build_model(args, cards: list[TaskCard]) -> tuple[OFAPlusForConditionalGener
         model = OFAPlusForConditionalGeneration.from_pretrained(args.init)
         processor = OFAPlusProcessor.from_pretrained(args.init)
     else:
-        overrides = {k: v for k, v in (("image_size", args.image_size), ("dropout", args.dropout),
-                                       ("image_backbone", args.image_backbone)) if v is not None}
+        overrides = {
+            k: v
+            for k, v in (
+                ("image_size", args.image_size),
+                ("dropout", args.dropout),
+                ("image_backbone", args.image_backbone),
+            )
+            if v is not None
+        }
         overrides.update(parse_config_overrides(args.config_overrides))
-        config = OFAPlusConfig.from_preset(args.preset, image_backbone_pretrained=bool(args.backbone_weights),
-                                           **overrides)
+        config = OFAPlusConfig.from_preset(
+            args.preset, image_backbone_pretrained=bool(args.backbone_weights), **overrides
+        )
         torch.manual_seed(args.seed)
         model = OFAPlusForConditionalGeneration(config)
         if args.backbone_weights:
@@ -153,8 +169,9 @@ def next_batch(processor: OFAPlusProcessor, part: MicroBatch) -> tuple[OFAPlusBa
     batch = None
     while batch is None:
         indices = part.stream.next_indices()
-        batch, skipped = collate(processor, part.card, part.stream.rows(indices), indices, training=True,
-                                 rng=random.Random(part.rng_key))
+        batch, skipped = collate(
+            processor, part.card, part.stream.rows(indices), indices, training=True, rng=random.Random(part.rng_key)
+        )
         skipped_rows += [vars(s) for s in skipped]
     return batch, skipped_rows
 
@@ -200,8 +217,11 @@ class Trainer:
 
 
 def latest_checkpoint(output: Path) -> Path | None:
-    found = [(int(m.group(1)), p) for p in (output / "checkpoints").glob("step_*")
-             if (m := CHECKPOINT_PATTERN.search(p.name)) and (p / "train_state_done").exists()]
+    found = [
+        (int(m.group(1)), p)
+        for p in (output / "checkpoints").glob("step_*")
+        if (m := CHECKPOINT_PATTERN.search(p.name)) and (p / "train_state_done").exists()
+    ]
     return max(found)[1] if found else None
 
 
@@ -210,8 +230,11 @@ def save_checkpoint(accelerator: Accelerator, output: Path, step: int, keep: int
     accelerator.save_state(str(folder))
     if accelerator.is_main_process:
         (folder / "train_state_done").write_text(str(step))  # marks a checkpoint as complete
-        done = sorted((int(m.group(1)), p) for p in (output / "checkpoints").glob("step_*")
-                      if (m := CHECKPOINT_PATTERN.search(p.name)))
+        done = sorted(
+            (int(m.group(1)), p)
+            for p in (output / "checkpoints").glob("step_*")
+            if (m := CHECKPOINT_PATTERN.search(p.name))
+        )
         for _, old in done[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
@@ -224,10 +247,10 @@ def validation_losses(model, processor, cards, rows_per_task, accelerator) -> di
     model.eval()
     out = {}
     for card in cards:
-        rows = rows_per_task[card.name][accelerator.process_index::accelerator.num_processes]
+        rows = rows_per_task[card.name][accelerator.process_index :: accelerator.num_processes]
         total = torch.zeros(2, device=accelerator.device)  # loss * tokens, tokens
         for start in range(0, len(rows), card.training.eval_batch_size):
-            chunk = rows[start: start + card.training.eval_batch_size]
+            chunk = rows[start : start + card.training.eval_batch_size]
             batch, _ = collate(processor, card, chunk, range(len(chunk)), training=False, rng=random.Random(0))
             if batch is None or ("labels" not in batch and "mel_labels" not in batch):
                 continue
@@ -260,13 +283,15 @@ def plot_loss_curves(log_file: Path, folder: Path, cards: list[TaskCard]) -> Non
     for card in cards:
         steps = [r["step"] for r in records if card.name in r.get("task_loss", {})]
         losses = [r["task_loss"][card.name] for r in records if card.name in r.get("task_loss", {})]
-        evals = [(r["step"], r["validation_loss"][card.name]) for r in records if card.name in r.get("validation_loss", {})]
+        evals = [
+            (r["step"], r["validation_loss"][card.name]) for r in records if card.name in r.get("validation_loss", {})
+        ]
         fig, ax = plt.subplots(figsize=(6, 3.5))
         if losses:
             ax.plot(steps, losses, alpha=0.3, color="C0", label="train (micro-batch)")
             window = max(1, len(losses) // 20)
             smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-            ax.plot(steps[window - 1:], smooth, color="C0", label=f"train (mean of {window})")
+            ax.plot(steps[window - 1 :], smooth, color="C0", label=f"train (mean of {window})")
         if evals:
             ax.plot(*zip(*evals), "o-", color="C1", label="validation")
         ax.set(title=f"{card.name}", xlabel="step", ylabel="loss")
@@ -303,8 +328,11 @@ def set_up(args) -> Run:
         for card in cards:
             card.training = dataclasses.replace(card.training, batch_size=args.batch_size)
     per_step = args.tasks_per_step or len(cards)
-    accelerator = Accelerator(mixed_precision=args.mixed_precision, gradient_accumulation_steps=per_step,
-                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision,
+        gradient_accumulation_steps=per_step,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
     output = Path(args.output)
     if accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
@@ -313,8 +341,18 @@ def set_up(args) -> Run:
         (output / "args.json").write_text(json.dumps(vars(args), indent=2))
 
     model, processor = build_model(args, cards)
-    streams = [TaskStream.for_card(card, i, args.seed, accelerator.process_index, accelerator.num_processes,
-                                   not args.no_bucketing, args.limit_rows) for i, card in enumerate(cards)]
+    streams = [
+        TaskStream.for_card(
+            card,
+            i,
+            args.seed,
+            accelerator.process_index,
+            accelerator.num_processes,
+            not args.no_bucketing,
+            args.limit_rows,
+        )
+        for i, card in enumerate(cards)
+    ]
     probabilities = task_probabilities(cards, args.temperature)
     held_out = {card.name: validation_rows(card, args.eval_rows) for card in cards}
 
@@ -323,17 +361,18 @@ def set_up(args) -> Run:
     state = TrainState()
     accelerator.register_for_checkpointing(scheduler, state)
     trainer = Trainer(accelerator, model, optimizer, scheduler, processor, args.clip)
-    return Run(args, output, cards, per_step, trainer, streams, probabilities, held_out, state,
-               output / "log.jsonl")
+    return Run(args, output, cards, per_step, trainer, streams, probabilities, held_out, state, output / "log.jsonl")
 
 
 def build_optimizer(args, model) -> tuple[torch.optim.Optimizer, LRScheduler]:
     """AdamW without weight decay on biases, norms and embeddings; warm-up then ``--schedule``."""
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "norm" in n or "embed" in n]
     decay = [p for n, p in model.named_parameters() if not (p.ndim < 2 or "norm" in n or "embed" in n)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr,
-                                  fused=True)  # one kernel for all parameters: a fifth of a tiny CPU step otherwise
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        fused=True,
+    )  # one kernel for all parameters: a fifth of a tiny CPU step otherwise
     warmup = args.warmup_steps if args.warmup_steps is not None else max(1, args.max_steps // 20)
     scheduler = get_scheduler(args.schedule, optimizer, num_warmup_steps=warmup, num_training_steps=args.max_steps)
     return optimizer, scheduler
@@ -356,24 +395,35 @@ def start_log(run: Run) -> None:
     """Start ``log.jsonl`` (a resumed run rewrites it from its checkpoint on) and say what trains."""
     if run.accelerator.is_main_process:
         log_file = run.log_file
-        kept = [line for line in (log_file.read_text().splitlines() if run.args.resume and log_file.exists() else [])
-                if json.loads(line)["step"] < run.state.step]
+        kept = [
+            line
+            for line in (log_file.read_text().splitlines() if run.args.resume and log_file.exists() else [])
+            if json.loads(line)["step"] < run.state.step
+        ]
         log_file.write_text("".join(line + "\n" for line in kept))
     run.accelerator.print(
         f"training {len(run.cards)} tasks on {run.accelerator.num_processes} process(es), "
-        f"{run.per_step} micro-batches per step: " + ", ".join(
-            f"{c.name} (p={p:.2f}, batch {c.training.batch_size})" for c, p in zip(run.cards, run.probabilities)))
+        f"{run.per_step} micro-batches per step: "
+        + ", ".join(
+            f"{c.name} (p={p:.2f}, batch {c.training.batch_size})" for c, p in zip(run.cards, run.probabilities)
+        )
+    )
 
 
 def step_parts(run: Run, step: int) -> tuple[list[int], list[MicroBatch]]:
     """The tasks drawn for optimiser step ``step`` and their micro-batches."""
     tasks = step_tasks(run.args.seed, step, run.probabilities, run.per_step)
-    return tasks, [MicroBatch(run.cards[task], run.streams[task], f"{run.args.seed}-{step}-{k}",
-                              run.cards[task].training.loss_weight) for k, task in enumerate(tasks)]
+    return tasks, [
+        MicroBatch(
+            run.cards[task], run.streams[task], f"{run.args.seed}-{step}-{k}", run.cards[task].training.loss_weight
+        )
+        for k, task in enumerate(tasks)
+    ]
 
 
-def step_record(run: Run, step: int, tasks: list[int], losses: list[torch.Tensor], skipped: list[dict],
-                started: float) -> dict:
+def step_record(
+    run: Run, step: int, tasks: list[int], losses: list[torch.Tensor], skipped: list[dict], started: float
+) -> dict:
     """The log record of one step (each task's mean loss over all processes); skipped rows are
     gathered into the state on every process."""
     accelerator, cards = run.accelerator, run.cards
@@ -386,9 +436,13 @@ def step_record(run: Run, step: int, tasks: list[int], losses: list[torch.Tensor
     if accelerator.reduce(torch.tensor(float(len(skipped)), device=accelerator.device), "sum") > 0:
         run.state.skipped += gather_object(skipped)  # every process keeps the full list
     task_loss = {cards[t].name: (sums[t] / counts[t]).item() for t in range(len(cards)) if counts[t] > 0}
-    return {"step": step, "lr": run.trainer.scheduler.get_last_lr()[0],
-            "loss": float(np.mean(list(task_loss.values()))), "task_loss": task_loss,
-            "elapsed_s": round(time.time() - started, 2)}
+    return {
+        "step": step,
+        "lr": run.trainer.scheduler.get_last_lr()[0],
+        "loss": float(np.mean(list(task_loss.values()))),
+        "task_loss": task_loss,
+        "elapsed_s": round(time.time() - started, 2),
+    }
 
 
 def due(every: int, step: int, max_steps: int) -> bool:
@@ -414,8 +468,10 @@ def save_final(run: Run, started: float) -> Path:
         report_skipped(run.state.skipped, run.output, run.cards)
         plot_loss_curves(run.log_file, run.output / "loss_curves", run.cards)
         accelerator.print("validation loss: " + ", ".join(f"{k} {v:.3f}" for k, v in final_losses.items()))
-        accelerator.print(f"saved {final} ({sum(p.numel() for p in unwrapped.parameters()) / 1e6:.1f}M parameters, "
-                          f"{len(run.cards)} task cards) in {time.time() - started:.0f} s")
+        accelerator.print(
+            f"saved {final} ({sum(p.numel() for p in unwrapped.parameters()) / 1e6:.1f}M parameters, "
+            f"{len(run.cards)} task cards) in {time.time() - started:.0f} s"
+        )
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final
@@ -429,8 +485,14 @@ def main(argv=None) -> Path:
     start_log(run)
     main_process = run.accelerator.is_main_process
     run.trainer.model.train()
-    progress = tqdm(total=args.max_steps, initial=run.state.step, disable=not main_process, desc="training",
-                    unit="step", dynamic_ncols=True)
+    progress = tqdm(
+        total=args.max_steps,
+        initial=run.state.step,
+        disable=not main_process,
+        desc="training",
+        unit="step",
+        dynamic_ncols=True,
+    )
     started = time.time()
     for step in range(run.state.step, args.max_steps):
         tasks, parts = step_parts(run, step)
@@ -438,8 +500,9 @@ def main(argv=None) -> Path:
         run.state.step = step + 1
         record = step_record(run, step, tasks, losses, skipped, started)
         if due(args.eval_every, run.state.step, args.max_steps):
-            record["validation_loss"] = validation_losses(run.trainer.model, run.trainer.processor, run.cards,
-                                                          run.held_out, run.accelerator)
+            record["validation_loss"] = validation_losses(
+                run.trainer.model, run.trainer.processor, run.cards, run.held_out, run.accelerator
+            )
         if main_process:
             with run.log_file.open("a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -472,8 +535,10 @@ def report_skipped(skipped: list[dict], output: Path, cards: list[TaskCard]) -> 
         mine = [s for s in skipped if s["task"] == card.name]
         if mine:
             rows = sorted({s["index"] for s in mine})
-            print(f"skipped rows: task {card.name!r}: {len(mine)} time(s), {len(rows)} distinct row(s) "
-                  f"(e.g. row {rows[0]}: {mine[0]['reason']}); details in {output / 'skipped_rows.json'}")
+            print(
+                f"skipped rows: task {card.name!r}: {len(mine)} time(s), {len(rows)} distinct row(s) "
+                f"(e.g. row {rows[0]}: {mine[0]['reason']}); details in {output / 'skipped_rows.json'}"
+            )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ def small_model(seed: int = 0, **overrides) -> OFAPlusForConditionalGeneration:
     return OFAPlusForConditionalGeneration(small_config(**overrides)).eval()
 
 
-def shape_image(width: int, height: int, shape: str = "ellipse", color: str = "red",
-                box: tuple[int, int, int, int] | None = None) -> Image.Image:
+def shape_image(
+    width: int, height: int, shape: str = "ellipse", color: str = "red", box: tuple[int, int, int, int] | None = None
+) -> Image.Image:
     """A white canvas with one filled shape (default: the middle half of the image)."""
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
@@ -83,5 +84,9 @@ def processor(config) -> OFAPlusProcessor:
 
 @pytest.fixture(scope="session")
 def images() -> list[Image.Image]:
-    return [shape_image(80, 50, "ellipse", "red"), shape_image(40, 90, "rectangle", "blue"),
-            digit_image(3), shape_image(64, 64, "triangle", "green")]
+    return [
+        shape_image(80, 50, "ellipse", "red"),
+        shape_image(40, 90, "rectangle", "blue"),
+        digit_image(3),
+        shape_image(64, 64, "triangle", "green"),
+    ]

@@ -80,9 +80,21 @@ class _Handler(BaseHTTPRequestHandler):
         if path.endswith(".git/info/lfs/objects/batch"):  # LFS: where to upload each object
             objects = json.loads(self._body())["objects"]
             host = f"http://{self.headers['Host']}"
-            return self._send(200, {"transfer": "basic", "objects": [
-                {"oid": o["oid"], "size": o["size"], "actions": {"upload": {"href": f"{host}/lfs-upload/{o['oid']}"}}}
-                for o in objects]}, ctype="application/vnd.git-lfs+json")
+            return self._send(
+                200,
+                {
+                    "transfer": "basic",
+                    "objects": [
+                        {
+                            "oid": o["oid"],
+                            "size": o["size"],
+                            "actions": {"upload": {"href": f"{host}/lfs-upload/{o['oid']}"}},
+                        }
+                        for o in objects
+                    ],
+                },
+                ctype="application/vnd.git-lfs+json",
+            )
         m = re.match(r"/api/(models|datasets)/(.+?)/paths-info/", path)
         if m:  # form-encoded paths=...&paths=...
             base = self._repo(m.group(1)[:-1], m.group(2))
@@ -95,9 +107,20 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         if operation == "preupload":  # weights and Parquet go through LFS (as on the Hub), the rest inline
             files = json.loads(body)["files"]
-            return self._send(200, {"files": [{"path": f["path"], "shouldIgnore": False,
-                                               "uploadMode": "lfs" if f["path"].endswith(LFS) else "regular"}
-                                              for f in files], "commitOid": SHA})
+            return self._send(
+                200,
+                {
+                    "files": [
+                        {
+                            "path": f["path"],
+                            "shouldIgnore": False,
+                            "uploadMode": "lfs" if f["path"].endswith(LFS) else "regular",
+                        }
+                        for f in files
+                    ],
+                    "commitOid": SHA,
+                },
+            )
         base = self._repo(kind, repo_id)
         for line in body.decode().splitlines():  # NDJSON commit payload
             item = json.loads(line)
@@ -111,8 +134,9 @@ class _Handler(BaseHTTPRequestHandler):
                 target.write_bytes((self.root / "lfs" / item["value"]["oid"]).read_bytes())
             elif item["key"] == "deletedFile":
                 (base / item["value"]["path"]).unlink(missing_ok=True)
-        return self._send(200, {"commitUrl": f"http://{self.headers['Host']}/{repo_id}/commit/{SHA}",
-                                "commitOid": SHA})
+        return self._send(
+            200, {"commitUrl": f"http://{self.headers['Host']}/{repo_id}/commit/{SHA}", "commitOid": SHA}
+        )
 
     def do_GET(self):
         path = self.path.split("?")[0]
@@ -130,18 +154,33 @@ class _Handler(BaseHTTPRequestHandler):
                 recursive = parse_qs(urlsplit(self.path).query).get("recursive", ["False"])[0].lower() == "true"
                 found = (base / sub).rglob("*") if recursive else (base / sub).iterdir()
                 return self._send(200, [self._entry(base, str(p.relative_to(base))) for p in sorted(found)])
-            return self._send(200, {"id": repo_id, "sha": SHA, "siblings": [{"rfilename": f} for f in files],
-                                    "private": False, "downloads": 0, "likes": 0, "tags": []})
+            return self._send(
+                200,
+                {
+                    "id": repo_id,
+                    "sha": SHA,
+                    "siblings": [{"rfilename": f} for f in files],
+                    "private": False,
+                    "downloads": 0,
+                    "likes": 0,
+                    "tags": [],
+                },
+            )
         m = re.match(r"/(?:(datasets)/)?(.+?)/resolve/([^/]+)/(.+)$", path)
         if m:
             kind = "dataset" if m.group(1) else "model"
             file = self._repo(kind, m.group(2)) / m.group(4)
             if file.is_file():
                 data = file.read_bytes()
-                return self._send(200, data, {"X-Repo-Commit": SHA, "ETag": f'"{len(data)}-{hash(data)}"'},
-                                  ctype="application/octet-stream")
-            return self._send(404, {"error": "Entry not found"},
-                              {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": SHA})
+                return self._send(
+                    200,
+                    data,
+                    {"X-Repo-Commit": SHA, "ETag": f'"{len(data)}-{hash(data)}"'},
+                    ctype="application/octet-stream",
+                )
+            return self._send(
+                404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": SHA}
+            )
         return self._send(404, {"error": f"fake hub: no GET {path}"}, {"X-Error-Code": "RepoNotFound"})
 
     do_HEAD = do_GET
@@ -165,7 +204,7 @@ class FakeHub:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FakeHub":
+    def __enter__(self) -> FakeHub:
         self.thread.start()
         return self
 
@@ -175,8 +214,15 @@ class FakeHub:
 
     def env(self, cache: str | os.PathLike) -> dict[str, str]:
         """Environment for a client process: this endpoint, a fake token, its own Hub cache."""
-        return {"HF_ENDPOINT": self.url, "HF_TOKEN": "hf_fake", "HF_HUB_DISABLE_XET": "1", "HF_HUB_OFFLINE": "0",
-                "HF_HOME": str(cache), "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+        return {
+            "HF_ENDPOINT": self.url,
+            "HF_TOKEN": "hf_fake",
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_OFFLINE": "0",
+            "HF_HOME": str(cache),
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        }
 
     def files(self, repo_id: str, kind: str = "model") -> list[str]:
         base = self.root / kind / repo_id

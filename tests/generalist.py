@@ -32,8 +32,26 @@ def toy_generalist(tmp_path_factory, steps: int = 20) -> Path:
     if key not in _TRAINED:
         root = tmp_path_factory.mktemp("toy_generalist")
         cards = write_toy_suite(root, digits_rows=200)
-        train.main(["--cards", str(cards), "--output", str(root / "run"), "--image-size", "64", "--dropout", "0",
-                    "--lr", "1e-3", "--max-steps", str(steps), "--eval-rows", "8", "--seed", "0"])
+        train.main(
+            [
+                "--cards",
+                str(cards),
+                "--output",
+                str(root / "run"),
+                "--image-size",
+                "64",
+                "--dropout",
+                "0",
+                "--lr",
+                "1e-3",
+                "--max-steps",
+                str(steps),
+                "--eval-rows",
+                "8",
+                "--seed",
+                "0",
+            ]
+        )
         _TRAINED[key] = root
     return _TRAINED[key]
 
@@ -49,8 +67,27 @@ def default_generalist(tmp_path_factory, steps: int = 3) -> Path:
         root = tmp_path_factory.mktemp("default_generalist")
         with inside(root):
             default_suite.build("data/default", limit=12, seed=0)
-            train.main(["--cards", str(ROOT / "task_cards" / "default"), "--output", "run", "--image-size", "64",
-                        "--dropout", "0", "--lr", "1e-3", "--max-steps", str(steps), "--batch-size", "4",
-                        "--eval-rows", "4", "--seed", "0"])
+            train.main(
+                [
+                    "--cards",
+                    str(ROOT / "task_cards" / "default"),
+                    "--output",
+                    "run",
+                    "--image-size",
+                    "64",
+                    "--dropout",
+                    "0",
+                    "--lr",
+                    "1e-3",
+                    "--max-steps",
+                    str(steps),
+                    "--batch-size",
+                    "4",
+                    "--eval-rows",
+                    "4",
+                    "--seed",
+                    "0",
+                ]
+            )
         _TRAINED[key] = root
     return _TRAINED[key]

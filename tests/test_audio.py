@@ -18,17 +18,21 @@ import pytest
 import torch
 import torchaudio
 import yaml
-from conftest import small_config
 
 import ofa_plus.vocabulary as V
+from conftest import small_config
 from ofa_plus import OFAPlusForConditionalGeneration, OFAPlusProcessor, load_cards
 from ofa_plus.modalities.audio import OFAPlusAudioFeatureExtractor, audio_token_count, load_audio, pad_features
 from ofa_plus.multitask import TaskStream, collate
 
 ALSA = Path("/usr/share/sounds/alsa")
 ASR = "[AUDIO:audio] what is the text of the speech? -> [TEXT:text]"
-SENTENCES = ["the cat sat on the mat", "open the door please", "seven green apples",
-             "she sells sea shells by the sea shore"]
+SENTENCES = [
+    "the cat sat on the mat",
+    "open the door please",
+    "seven green apples",
+    "she sells sea shells by the sea shore",
+]
 
 
 def espeak_wav(path: Path, text: str, voice: str = "en-us", speed: int = 160) -> Path:
@@ -65,8 +69,9 @@ def test_fbank_equals_torchaudio_kaldi_fbank(speech):
     extractor = OFAPlusAudioFeatureExtractor()
     waveform = load_audio(str(speech[0]), "test")
     ours = extractor.fbank(waveform)
-    reference = torchaudio.compliance.kaldi.fbank(waveform[None] * 32768.0, num_mel_bins=80, sample_frequency=16000,
-                                                  dither=0.0)
+    reference = torchaudio.compliance.kaldi.fbank(
+        waveform[None] * 32768.0, num_mel_bins=80, sample_frequency=16000, dither=0.0
+    )
     assert ours.shape == (1 + (len(waveform) - 400) // 160, 80)
     torch.testing.assert_close(ours, reference, rtol=0, atol=0)
     # utterance CMVN: every mel bin has mean 0 and standard deviation 1
@@ -124,11 +129,16 @@ def test_every_input_form_gives_the_same_waveform(speech, tmp_path):
     column = datasets.Dataset.from_dict({"audio": [str(path)]}).cast_column("audio", datasets.Audio())
     undecoded = column.cast_column("audio", datasets.Audio(decode=False))
     forms = {
-        "path": str(path), "pathlib": path, "bytes": raw, "file object": io.BytesIO(raw),
-        "path dict": {"path": str(path)}, "bytes dict": {"bytes": raw, "path": None},
+        "path": str(path),
+        "pathlib": path,
+        "bytes": raw,
+        "file object": io.BytesIO(raw),
+        "path dict": {"path": str(path)},
+        "bytes dict": {"bytes": raw, "path": None},
         "array dict": {"array": samples[:, 0], "sampling_rate": rate},
         "float array dict": {"array": samples[:, 0] / 32768.0, "sampling_rate": rate},
-        "datasets Audio()": column[0]["audio"], "datasets Audio(decode=False)": undecoded[0]["audio"],
+        "datasets Audio()": column[0]["audio"],
+        "datasets Audio(decode=False)": undecoded[0]["audio"],
         "torch int16": torch.from_numpy(samples[:, 0].copy()),
     }
     for name, value in forms.items():
@@ -146,23 +156,26 @@ def test_alsa_recordings_decode_to_mono_16k():
         assert 0.01 < float(out.abs().max()) <= 1.0
 
 
-@pytest.mark.parametrize("value, kwargs, message", [
-    (b"RIFF\x00\x00\x00\x00WAVEnot really a wav file", {}, "cannot decode audio"),
-    (b"", {}, "audio bytes are empty"),
-    ("/no/such/file.wav", {}, "does not exist"),
-    (np.zeros(0, dtype=np.float32), {"sampling_rate": 16000}, "empty"),
-    (np.zeros(16000, dtype=np.float32), {}, "needs its sampling rate"),
-    ({"array": np.zeros(16000, dtype=np.float32)}, {}, "needs its sampling rate"),
-    (np.zeros(16000, dtype=np.float32), {"sampling_rate": 0}, "not a plausible rate"),
-    (np.zeros(16000, dtype=np.float32), {"sampling_rate": -16000}, "not a plausible rate"),
-    (np.zeros(16000, dtype=np.float32), {"sampling_rate": 16_000_000}, "not a plausible rate"),
-    (np.zeros(16000, dtype=np.float32), {"sampling_rate": 22050.5}, "not a plausible rate"),
-    (np.full(16000, np.nan, dtype=np.float32), {"sampling_rate": 16000}, "NaN"),
-    (np.zeros(16000 * 5, dtype=np.float32), {"sampling_rate": 16000, "max_seconds": 4.0}, "longer than the limit"),
-    (np.zeros((2, 3, 16000), dtype=np.float32), {"sampling_rate": 16000}, "must be 1-D"),
-    ({"text": "hello"}, {}, "needs 'array'"),
-    (12345, {}, "expected an audio path"),
-])
+@pytest.mark.parametrize(
+    "value, kwargs, message",
+    [
+        (b"RIFF\x00\x00\x00\x00WAVEnot really a wav file", {}, "cannot decode audio"),
+        (b"", {}, "audio bytes are empty"),
+        ("/no/such/file.wav", {}, "does not exist"),
+        (np.zeros(0, dtype=np.float32), {"sampling_rate": 16000}, "empty"),
+        (np.zeros(16000, dtype=np.float32), {}, "needs its sampling rate"),
+        ({"array": np.zeros(16000, dtype=np.float32)}, {}, "needs its sampling rate"),
+        (np.zeros(16000, dtype=np.float32), {"sampling_rate": 0}, "not a plausible rate"),
+        (np.zeros(16000, dtype=np.float32), {"sampling_rate": -16000}, "not a plausible rate"),
+        (np.zeros(16000, dtype=np.float32), {"sampling_rate": 16_000_000}, "not a plausible rate"),
+        (np.zeros(16000, dtype=np.float32), {"sampling_rate": 22050.5}, "not a plausible rate"),
+        (np.full(16000, np.nan, dtype=np.float32), {"sampling_rate": 16000}, "NaN"),
+        (np.zeros(16000 * 5, dtype=np.float32), {"sampling_rate": 16000, "max_seconds": 4.0}, "longer than the limit"),
+        (np.zeros((2, 3, 16000), dtype=np.float32), {"sampling_rate": 16000}, "must be 1-D"),
+        ({"text": "hello"}, {}, "needs 'array'"),
+        (12345, {}, "expected an audio path"),
+    ],
+)
 def test_bad_audio_gives_clear_errors(value, kwargs, message):
     with pytest.raises(ValueError, match=message) as info:
         load_audio(value, "task 'asr', row 4, slot [AUDIO:audio]", **kwargs)
@@ -172,8 +185,11 @@ def test_bad_audio_gives_clear_errors(value, kwargs, message):
 def test_processor_errors_name_task_row_and_slot(speech):
     processor = OFAPlusProcessor.for_config(small_config())
     good = str(speech[0])
-    cases = [(b"garbage", "cannot decode"), (np.zeros(16000, dtype=np.float32), "needs its sampling rate"),
-             (np.zeros(800, dtype=np.float32), "shorter than")]
+    cases = [
+        (b"garbage", "cannot decode"),
+        (np.zeros(16000, dtype=np.float32), "needs its sampling rate"),
+        (np.zeros(800, dtype=np.float32), "shorter than"),
+    ]
     for bad, message in cases:
         with pytest.raises(ValueError, match=message) as info:
             rate = 16000 if message == "shorter than" else None
@@ -195,7 +211,7 @@ def test_processor_audio_batch_layout(speech):
     assert len(set(frames.tolist())) == 3  # different lengths, padded with zeros
     for i in range(3):
         assert int((batch["input_ids"][i] == V.AUDIO_ID).sum()) == audio_token_count(int(frames[i]))
-        assert bool((features[i, int(frames[i]):] == 0).all())
+        assert bool((features[i, int(frames[i]) :] == 0).all())
         alone = processor(ASR, audio=str(speech[i]), text=SENTENCES[i])
         torch.testing.assert_close(alone["input_features"][0], features[i, : int(frames[i])])
     # the audio comes first, then the prompt in BOS ... EOS
@@ -252,8 +268,9 @@ def test_feature_extractor_call_pads_and_masks(speech):
     out = extractor([w.numpy() for w in waves], sampling_rate=16000)
     assert out["input_features"].shape[0] == 2 and out["input_features_mask"].dtype == torch.long
     for i, w in enumerate(waves):
-        torch.testing.assert_close(out["input_features"][i, : out["input_features_mask"][i].sum()],
-                                   extractor.features(w))
+        torch.testing.assert_close(
+            out["input_features"][i, : out["input_features_mask"][i].sum()], extractor.features(w)
+        )
 
 
 # ------------------------------------------------------------------------------------ training
@@ -266,14 +283,26 @@ def _asr_card_with_bad_rows(folder: Path, speech: list[Path], instruction: str =
         {"audio": {"bytes": _silent_wav(16000 * 40), "path": None}, "text": "too long"},
     ]
     features = datasets.Features({"audio": datasets.Audio(), "text": datasets.Value("string")})
-    data = datasets.DatasetDict({"train": datasets.Dataset.from_list(rows, features=features),
-                                 "validation": datasets.Dataset.from_list(good[:2], features=features),
-                                 "test": datasets.Dataset.from_list(good[2:], features=features)})
+    data = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_list(rows, features=features),
+            "validation": datasets.Dataset.from_list(good[:2], features=features),
+            "test": datasets.Dataset.from_list(good[2:], features=features),
+        }
+    )
     data.save_to_disk(str(folder / "data"))
     (folder / "cards").mkdir()
-    (folder / "cards" / "asr.yaml").write_text(yaml.safe_dump({
-        "name": "asr", "instruction": instruction, "dataset": {"path": str(folder / "data")},
-        "metrics": ["exact_match"], "training": {"batch_size": 7, "eval_batch_size": 4}}))
+    (folder / "cards" / "asr.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "asr",
+                "instruction": instruction,
+                "dataset": {"path": str(folder / "data")},
+                "metrics": ["exact_match"],
+                "training": {"batch_size": 7, "eval_batch_size": 4},
+            }
+        )
+    )
     return folder / "cards" / "asr.yaml"
 
 
@@ -294,10 +323,28 @@ def test_bad_audio_rows_are_skipped_and_counted_in_training(tmp_path, speech):
 def test_trainer_skips_bad_audio_and_trains_with_phone_ctc(tmp_path, speech):
     root = Path(__file__).resolve().parents[1]
     card = _asr_card_with_bad_rows(tmp_path, speech, ASR.replace("[TEXT:text]", "[TEXT:text,preprocess=text_phone]"))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1",
-           "PYTHONPATH": str(root)}
-    command = [sys.executable, "-m", "ofa_plus.train", "--cards", str(card), "--output", str(tmp_path / "run"),
-               "--max-steps", "2", "--image-size", "64", "--config-overrides", "encoder_layers=2,decoder_layers=2"]
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "ACCELERATE_USE_CPU": "1",
+        "PYTHONPATH": str(root),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "ofa_plus.train",
+        "--cards",
+        str(card),
+        "--output",
+        str(tmp_path / "run"),
+        "--max-steps",
+        "2",
+        "--image-size",
+        "64",
+        "--config-overrides",
+        "encoder_layers=2,decoder_layers=2",
+    ]
     done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     skipped = json.loads((tmp_path / "run" / "skipped_rows.json").read_text())
@@ -333,8 +380,9 @@ def test_audio_batch_equals_rows_alone_forward_and_backward(speech):
         alone = processor(ASR, audio=path, text=text)
         single = model(**{k: v for k, v in alone.items() if torch.is_tensor(v)})
         n = alone["input_ids"].shape[1]
-        torch.testing.assert_close(out.encoder_last_hidden_state[i, :n], single.encoder_last_hidden_state[0],
-                                   atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            out.encoder_last_hidden_state[i, :n], single.encoder_last_hidden_state[0], atol=1e-4, rtol=1e-4
+        )
         m = alone["labels"].shape[1]
         torch.testing.assert_close(out.logits[i, :m], single.logits[0], atol=1e-4, rtol=1e-4)
     # backward: gradients reach the audio adaptor, and only real frames feed it
@@ -346,7 +394,7 @@ def test_audio_batch_equals_rows_alone_forward_and_backward(speech):
     model(**{**inputs, "input_features": features}).loss.backward()
     frames = inputs["input_features_mask"].sum(1)
     for i in range(3):
-        assert float(features.grad[i, int(frames[i]):].abs().sum()) == 0.0  # padding frames are unused
+        assert float(features.grad[i, int(frames[i]) :].abs().sum()) == 0.0  # padding frames are unused
         assert float(features.grad[i, : int(frames[i])].abs().sum()) > 0.0
 
 
@@ -361,16 +409,24 @@ def test_adjacent_audios_are_separate_segments(speech):
     assert ids[: sum(counts)].tolist() == [V.AUDIO_ID] * sum(counts)
     encoder = model.model.encoder
     embeddings = encoder.embed_tokens(batch["input_ids"])
-    _, audio_start = encoder.embed_inputs(embeddings, batch["input_ids"], input_features=batch["input_features"],
-                                          input_features_mask=batch["input_features_mask"])
+    _, audio_start = encoder.embed_inputs(
+        embeddings,
+        batch["input_ids"],
+        input_features=batch["input_features"],
+        input_features_mask=batch["input_features_mask"],
+    )
     assert audio_start[0].nonzero().flatten().tolist() == [0, counts[0]]
     _, segment_id, position = encoder.segment_layout(batch["input_ids"], audio_start)
     assert position[0, : sum(counts)].tolist() == list(range(counts[0])) + list(range(counts[1]))
     assert segment_id[0, counts[0]] == segment_id[0, 0] + 1 and position[0, sum(counts)] == 0
     # a mismatch between placeholders and features is an error, not a silent shift
     with pytest.raises(ValueError, match="audio tokens after subsampling"):
-        model(input_ids=batch["input_ids"], input_features=batch["input_features"][:1],
-              input_features_mask=batch["input_features_mask"][:1], labels=batch["labels"])
+        model(
+            input_ids=batch["input_ids"],
+            input_features=batch["input_features"][:1],
+            input_features_mask=batch["input_features_mask"][:1],
+            labels=batch["labels"],
+        )
 
 
 def test_batched_generation_equals_one_by_one(speech):
@@ -411,8 +467,10 @@ def test_image_and_audio_rows_mixed_with_text_only_rows(speech, images):
     model = OFAPlusForConditionalGeneration(small_config(dropout=0.0)).eval()
     processor = OFAPlusProcessor.for_config(model.config)
     both = "[IMAGE:image] [AUDIO:audio] what is said about the image? -> [TEXT:answer]"
-    rows = [processor(both, image=images[0], audio=str(speech[0])),
-            processor(both, image=images[1], audio=str(speech[3]))]
+    rows = [
+        processor(both, image=images[0], audio=str(speech[0])),
+        processor(both, image=images[1], audio=str(speech[3])),
+    ]
     text_only = [V.BOS_ID] + list(range(9600, 9620)) + [V.EOS_ID]
     sequences = [rows[0]["input_ids"][0].tolist(), text_only, rows[1]["input_ids"][0].tolist()]
     width = max(map(len, sequences))
@@ -422,15 +480,27 @@ def test_image_and_audio_rows_mixed_with_text_only_rows(speech, images):
     audio = pad_features(features)
     encoder = model.get_encoder()
     with torch.no_grad():
-        batched = encoder(input_ids=input_ids, attention_mask=attention_mask,
-                          pixel_values=torch.cat([r["pixel_values"] for r in rows]), **audio).last_hidden_state
-        singles = [encoder(input_ids=rows[0]["input_ids"], pixel_values=rows[0]["pixel_values"],
-                           input_features=rows[0]["input_features"],
-                           input_features_mask=rows[0]["input_features_mask"]).last_hidden_state[0],
-                   encoder(input_ids=torch.tensor([text_only])).last_hidden_state[0],
-                   encoder(input_ids=rows[1]["input_ids"], pixel_values=rows[1]["pixel_values"],
-                           input_features=rows[1]["input_features"],
-                           input_features_mask=rows[1]["input_features_mask"]).last_hidden_state[0]]
+        batched = encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            pixel_values=torch.cat([r["pixel_values"] for r in rows]),
+            **audio,
+        ).last_hidden_state
+        singles = [
+            encoder(
+                input_ids=rows[0]["input_ids"],
+                pixel_values=rows[0]["pixel_values"],
+                input_features=rows[0]["input_features"],
+                input_features_mask=rows[0]["input_features_mask"],
+            ).last_hidden_state[0],
+            encoder(input_ids=torch.tensor([text_only])).last_hidden_state[0],
+            encoder(
+                input_ids=rows[1]["input_ids"],
+                pixel_values=rows[1]["pixel_values"],
+                input_features=rows[1]["input_features"],
+                input_features_mask=rows[1]["input_features_mask"],
+            ).last_hidden_state[0],
+        ]
     for i, single in enumerate(singles):
         torch.testing.assert_close(batched[i, : len(single)], single, atol=1e-4, rtol=1e-4)
     assert len(sequences[0]) != len(sequences[2])  # the two audios differ in length

@@ -15,14 +15,17 @@ from ofa_plus.configuration_ofa_plus import MelSettings, image_grid_size
 SAVED_MODEL = Path(__file__).parent / "fixtures" / "saved_model"
 
 
-@pytest.mark.parametrize("overrides, field", [
-    (dict(d_model="big"), "d_model"),
-    (dict(normformer=1), "normformer"),
-    (dict(image_backbone=18), "image_backbone"),
-    (dict(adaptors=["IMAGE", 3]), "adaptors"),
-    (dict(output_kinds="tokens"), "output_kinds"),
-    (dict(tts_mel_mean="loud"), "tts_mel_mean"),
-])
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        (dict(d_model="big"), "d_model"),
+        (dict(normformer=1), "normformer"),
+        (dict(image_backbone=18), "image_backbone"),
+        (dict(adaptors=["IMAGE", 3]), "adaptors"),
+        (dict(output_kinds="tokens"), "output_kinds"),
+        (dict(tts_mel_mean="loud"), "tts_mel_mean"),
+    ],
+)
 def test_wrong_type_is_an_error(overrides, field):
     with pytest.raises(StrictDataclassFieldValidationError, match=f"field '{field}'"):
         OFAPlusConfig(**overrides)
@@ -34,26 +37,35 @@ def test_wrong_type_on_assignment_is_an_error():
         config.image_size = "128"
 
 
-@pytest.mark.parametrize("overrides, validator, message", [
-    (dict(d_model=250), "validate_architecture", "d_model 250 is not divisible by encoder_attention_heads 4"),
-    (dict(decoder_attention_heads=3), "validate_architecture",
-     "d_model 256 is not divisible by decoder_attention_heads 3"),
-    (dict(image_backbone="vit"), "validate_image", "image_backbone must be one of"),
-    (dict(image_backbone_stages=5), "validate_image", r"image_backbone_stages must be 1..4"),
-    (dict(image_size=100), "validate_image", "image_size 100 must be a multiple of the backbone stride 16"),
-    (dict(image_size=1024), "validate_image",
-     "image_size 1024 gives a 64x64 patch grid, larger than image_bucket_size=42"),
-    (dict(audio_feature_size=6), "validate_audio", "audio_feature_size 6 is too small for 4x subsampling"),
-    (dict(vocab_size=100), "validate_vocabulary", "vocab_size 100 is smaller than the reserved ranges"),
-    (dict(vocabulary_layout_version=99), "validate_vocabulary", "checkpoint uses vocabulary layout v99"),
-    (dict(tts_f_max=9000.0), "validate_speech", "need 0 < tts_f_min < tts_f_max <= tts_sampling_rate / 2"),
-    (dict(tts_win_length=2048), "validate_speech", "tts_win_length 2048 is longer than tts_n_fft 1024"),
-    (dict(tts_postnet_kernel=4), "validate_speech", "the post-net needs >= 2 layers and an odd kernel"),
-    (dict(tts_max_frames=5000), "validate_speech", "tts_max_frames=5000 at 2 frames per step needs more"),
-    (dict(tts_mel_std=[1.0] * 3), "validate_speech", "tts_mel_std has 3 values for 80 mel bins"),
-    (dict(adaptors=["AUDIO", "AUDIO"]), "validate_modalities", r"adaptors lists \['AUDIO'\] more than once"),
-    (dict(output_kinds=["speech"]), "validate_modalities", "output_kinds must contain 'tokens'"),
-])
+@pytest.mark.parametrize(
+    "overrides, validator, message",
+    [
+        (dict(d_model=250), "validate_architecture", "d_model 250 is not divisible by encoder_attention_heads 4"),
+        (
+            dict(decoder_attention_heads=3),
+            "validate_architecture",
+            "d_model 256 is not divisible by decoder_attention_heads 3",
+        ),
+        (dict(image_backbone="vit"), "validate_image", "image_backbone must be one of"),
+        (dict(image_backbone_stages=5), "validate_image", r"image_backbone_stages must be 1..4"),
+        (dict(image_size=100), "validate_image", "image_size 100 must be a multiple of the backbone stride 16"),
+        (
+            dict(image_size=1024),
+            "validate_image",
+            "image_size 1024 gives a 64x64 patch grid, larger than image_bucket_size=42",
+        ),
+        (dict(audio_feature_size=6), "validate_audio", "audio_feature_size 6 is too small for 4x subsampling"),
+        (dict(vocab_size=100), "validate_vocabulary", "vocab_size 100 is smaller than the reserved ranges"),
+        (dict(vocabulary_layout_version=99), "validate_vocabulary", "checkpoint uses vocabulary layout v99"),
+        (dict(tts_f_max=9000.0), "validate_speech", "need 0 < tts_f_min < tts_f_max <= tts_sampling_rate / 2"),
+        (dict(tts_win_length=2048), "validate_speech", "tts_win_length 2048 is longer than tts_n_fft 1024"),
+        (dict(tts_postnet_kernel=4), "validate_speech", "the post-net needs >= 2 layers and an odd kernel"),
+        (dict(tts_max_frames=5000), "validate_speech", "tts_max_frames=5000 at 2 frames per step needs more"),
+        (dict(tts_mel_std=[1.0] * 3), "validate_speech", "tts_mel_std has 3 values for 80 mel bins"),
+        (dict(adaptors=["AUDIO", "AUDIO"]), "validate_modalities", r"adaptors lists \['AUDIO'\] more than once"),
+        (dict(output_kinds=["speech"]), "validate_modalities", "output_kinds must contain 'tokens'"),
+    ],
+)
 def test_each_validator_names_the_problem(overrides, validator, message):
     with pytest.raises(StrictDataclassClassValidationError, match=validator) as info:
         OFAPlusConfig(**overrides)
@@ -103,8 +115,14 @@ def test_old_config_json_loads_with_the_new_fields_defaulted():
 
 
 def test_save_load_round_trip(tmp_path):
-    config = OFAPlusConfig.from_preset("tiny", image_size=64, adaptors=["AUDIO"], output_kinds=["tokens"],
-                                       tts_mel_mean=(0.25,) * 80, task_cards=[{"name": "caption"}])
+    config = OFAPlusConfig.from_preset(
+        "tiny",
+        image_size=64,
+        adaptors=["AUDIO"],
+        output_kinds=["tokens"],
+        tts_mel_mean=(0.25,) * 80,
+        task_cards=[{"name": "caption"}],
+    )
     config.save_pretrained(tmp_path)
     again = OFAPlusConfig.from_pretrained(tmp_path)
     assert again.to_dict() == config.to_dict()

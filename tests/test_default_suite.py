@@ -27,8 +27,14 @@ OUTPUT = "data/default"  # relative, as the cards read it: every build runs insi
 CARDS = Path(__file__).resolve().parents[1] / "task_cards" / "default"
 TEXT, IMAGE = datasets.Value("string"), datasets.Image()
 TEXTS, BOX = datasets.List(datasets.Value("string")), datasets.List(datasets.Value("float32"))
-SPEECH = {"audio": datasets.Audio(sampling_rate=16000), "text": TEXT, "voice": TEXT, "speed": datasets.Value("int32"),
-          "seconds": datasets.Value("float32"), "source": TEXT}
+SPEECH = {
+    "audio": datasets.Audio(sampling_rate=16000),
+    "text": TEXT,
+    "voice": TEXT,
+    "speed": datasets.Value("int32"),
+    "seconds": datasets.Value("float32"),
+    "source": TEXT,
+}
 FEATURES = {
     "mnist": {"image": IMAGE, "label": TEXT},
     "emoji_caption": {"image": IMAGE, "caption": TEXT, "references": TEXTS},
@@ -171,9 +177,14 @@ def test_entailment_labels_are_balanced_and_relations_true():
     for _ in range(50):
         for label in ("yes", "no"):
             hypothesis = default_suite.relation_hypothesis(rng, [left, right], label)
-            truth = {"the seven is left of the dog face .", "the dog face is right of the seven .",
-                     "the dog face is above the seven .", "the seven is below the dog face .",
-                     "the seven is smaller than the dog face .", "the dog face is bigger than the seven ."}
+            truth = {
+                "the seven is left of the dog face .",
+                "the dog face is right of the seven .",
+                "the dog face is above the seven .",
+                "the seven is below the dog face .",
+                "the seven is smaller than the dog face .",
+                "the dog face is bigger than the seven .",
+            }
             assert hypothesis is None or (hypothesis in truth) == (label == "yes"), hypothesis
 
 
@@ -192,13 +203,15 @@ def grid(text: str) -> list[list[int]]:
 
 def completions(puzzle: list[list[int]]) -> list[list[tuple[int, ...]]]:
     """Every valid completion, found independently of the builder's solver (rows as permutations)."""
-    options = [[p for p in itertools.permutations((1, 2, 3, 4)) if all(g in (0, d) for g, d in zip(row, p))]
-               for row in puzzle]
+    options = [
+        [p for p in itertools.permutations((1, 2, 3, 4)) if all(g in (0, d) for g, d in zip(row, p))] for row in puzzle
+    ]
     found = []
     for rows in itertools.product(*options):
         columns_ok = all(len({r[c] for r in rows}) == 4 for c in range(4))
-        boxes_ok = all(len({rows[r + i][c + j] for i in range(2) for j in range(2)}) == 4
-                       for r in (0, 2) for c in (0, 2))
+        boxes_ok = all(
+            len({rows[r + i][c + j] for i in range(2) for j in range(2)}) == 4 for r in (0, 2) for c in (0, 2)
+        )
         if columns_ok and boxes_ok:
             found.append(list(rows))
     return found
@@ -291,10 +304,12 @@ def test_rows_fit_their_instructions(suite):
             continue
         spec = card(task)
         plan = ofa_plus.compile_plan(spec["instruction"])
-        rows = [{slot: example[column] for slot, column in spec["columns"].items()}
-                for example in data["train"].select(range(4))]
+        rows = [
+            {slot: example[column] for slot, column in spec["columns"].items()}
+            for example in data["train"].select(range(4))
+        ]
         batch = processor.process_rows(plan, rows, training=True)
-        if "mel_labels" in batch:   # an AUDIO target (tts): log-mel frames instead of token labels
+        if "mel_labels" in batch:  # an AUDIO target (tts): log-mel frames instead of token labels
             assert batch["mel_labels"].shape[0] == 4 and batch["mel_labels"].shape[-1] == 80, task
             # clips of at most 4 s are at most 250 frames at hop 256
             assert (batch["mel_lengths"] > 10).all() and (batch["mel_lengths"] <= 251).all(), task
@@ -310,8 +325,9 @@ def test_rows_fit_their_instructions(suite):
 # speech (asr, tts)
 # --------------------------------------------------------------------------------------------------
 
+
 def clip(row) -> tuple[np.ndarray, int]:
-    samples = row["audio"].get_all_samples()   # datasets' Audio() decodes through torchcodec
+    samples = row["audio"].get_all_samples()  # datasets' Audio() decodes through torchcodec
     return samples.data.numpy(), samples.sample_rate
 
 
@@ -323,10 +339,12 @@ def test_speech_audio_decodes_at_16khz_and_is_speech(suite):
                 audio, rate = clip(row)
                 assert rate == 16000 and audio.shape[0] == 1
                 seconds = audio.shape[1] / rate
-                assert 0.3 < seconds <= default_suite.SPEECH_MAX_SECONDS and seconds == pytest.approx(row["seconds"], abs=1e-3)
+                assert 0.3 < seconds <= default_suite.SPEECH_MAX_SECONDS and seconds == pytest.approx(
+                    row["seconds"], abs=1e-3
+                )
                 # speech, not silence: loud somewhere, and a good part of the clip is voiced
                 frames = audio[0, : audio.shape[1] // 160 * 160].reshape(-1, 160)
-                loud = np.sqrt((frames ** 2).mean(1)) > 0.02
+                loud = np.sqrt((frames**2).mean(1)) > 0.02
                 assert np.abs(audio).max() > 0.1 and loud.mean() > 0.3, (task, split, row["text"])
                 assert re.fullmatch(r"[a-z']+( [a-z']+){2,9}", row["text"]), row["text"]
                 category = row["source"].removeprefix("fortunes/")
@@ -337,8 +355,8 @@ def test_speech_audio_decodes_at_16khz_and_is_speech(suite):
 def test_speech_voices_vary_for_asr_and_not_for_tts(suite):
     rows = [row for data in suite["asr"].values() for row in data.select_columns(["voice", "speed"])]
     assert len({r["voice"] for r in rows}) >= 15 and len({r["speed"] for r in rows}) >= 15
-    assert len({r["voice"].split("+")[0] for r in rows}) >= 5           # several accents ...
-    assert {r["voice"].partition("+")[2][:1] for r in rows} >= {"", "f", "m"}   # ... and variants
+    assert len({r["voice"].split("+")[0] for r in rows}) >= 5  # several accents ...
+    assert {r["voice"].partition("+")[2][:1] for r in rows} >= {"", "f", "m"}  # ... and variants
     assert all(default_suite.ASR_SPEEDS[0] <= r["speed"] <= default_suite.ASR_SPEEDS[1] for r in rows)
     tts = [row for data in suite["tts"].values() for row in data.select_columns(["voice", "speed"])]
     assert {(r["voice"], r["speed"]) for r in tts} == {(default_suite.TTS_VOICE, default_suite.TTS_SPEED)}
@@ -360,11 +378,13 @@ def test_speech_audio_is_espeak_saying_the_text(suite):
             again = default_suite.speak(row["text"], row["voice"], row["speed"])
             audio, _ = clip(row)
             assert audio.shape[1] == len(again)
-            assert np.abs(audio[0] - again).max() < 2 / 32768   # up to 16-bit rounding
+            assert np.abs(audio[0] - again).max() < 2 / 32768  # up to 16-bit rounding
     # and another voice or another sentence sounds different
     row = suite["asr"]["test"][0]
     audio, _ = clip(row)
-    other_voice = default_suite.speak(row["text"], "en-gb-scotland+f3" if "f3" not in row["voice"] else "en-us+m1", row["speed"])
+    other_voice = default_suite.speak(
+        row["text"], "en-gb-scotland+f3" if "f3" not in row["voice"] else "en-us+m1", row["speed"]
+    )
     assert len(other_voice) != audio.shape[1] or np.abs(audio[0] - other_voice).max() > 0.1
 
 
@@ -379,11 +399,13 @@ def test_speech_sentences_are_disjoint_across_splits(suite):
     for task in ("asr", "tts"):
         for split, data in suite[task].items():
             assert set(data["text"]) <= texts[split], (task, split)
-            assert len(set(data["text"])) == len(data), (task, split)   # each sentence once per split
+            assert len(set(data["text"])) == len(data), (task, split)  # each sentence once per split
 
 
 def test_speech_errors_name_the_voice_and_text(monkeypatch):
-    with pytest.raises(RuntimeError, match=r"espeak-ng -v zz-nowhere -s 150 failed on 'hello there you'.*does not exist"):
+    with pytest.raises(
+        RuntimeError, match=r"espeak-ng -v zz-nowhere -s 150 failed on 'hello there you'.*does not exist"
+    ):
         default_suite.speak("hello there you", "zz-nowhere", 150)
     silent = default_suite.wav_bytes(np.zeros(2205, dtype=np.float32), 22050)
     monkeypatch.setattr(default_suite.subprocess, "run", lambda *a, **k: type("Done", (), {"stdout": silent})())
@@ -394,8 +416,8 @@ def test_speech_errors_name_the_voice_and_text(monkeypatch):
 def test_speech_text_filter():
     assert default_suite.speech_text("Don't worry, be happy!") == "don't worry be happy"
     assert default_suite.speech_text("Well-known 'quotes' stay words.") == "well known quotes stay words"
-    assert default_suite.speech_text("It costs 10 dollars.") is None            # digits are read out
-    assert default_suite.speech_text('He said "no" twice.') is None              # quote marks
+    assert default_suite.speech_text("It costs 10 dollars.") is None  # digits are read out
+    assert default_suite.speech_text('He said "no" twice.') is None  # quote marks
     assert default_suite.speech_text("Too short.") is None
     assert default_suite.speech_text(" ".join(["word"] * 11)) is None
 

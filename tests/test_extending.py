@@ -16,10 +16,17 @@ from torch import nn
 from transformers.utils import ModelOutput
 
 from conftest import small_config
-from ofa_plus import (ModalityAdaptor, OFAPlusForConditionalGeneration, OFAPlusProcessor, OutputKind, compile_plan,
-                      register_modality, register_output_kind)
-from ofa_plus.modalities import Modality, SlotContext
+from ofa_plus import (
+    ModalityAdaptor,
+    OFAPlusForConditionalGeneration,
+    OFAPlusProcessor,
+    OutputKind,
+    compile_plan,
+    register_modality,
+    register_output_kind,
+)
 from ofa_plus import vocabulary as V
+from ofa_plus.modalities import Modality, SlotContext
 
 VECTOR_ID = 20  # a reserved special id (<special_20>) that no built-in modality uses
 
@@ -119,8 +126,7 @@ class ScalarOutput(OutputKind):
         return ScalarOutputs(loss=(predictions - scalar_labels).square().mean(), predictions=predictions)
 
     @classmethod
-    def generate(cls, model, inputs=None, generation_config=None, logits_processor=None, constraints=None,
-                 **kwargs):
+    def generate(cls, model, inputs=None, generation_config=None, logits_processor=None, constraints=None, **kwargs):
         input_ids = inputs if inputs is not None else kwargs.pop("input_ids")
         encoder_inputs = {k: kwargs[k] for k in model.get_encoder().input_keys if kwargs.get(k) is not None}
         return model.scalar_head(model, input_ids, kwargs.get("attention_mask"), **encoder_inputs)
@@ -144,9 +150,18 @@ WORDS = "the a red big dog cat runs fast over here small blue".split()
 
 def new_model(seed=0):
     torch.manual_seed(seed)
-    config = small_config(d_model=64, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-                          decoder_attention_heads=2, encoder_ffn_dim=128, decoder_ffn_dim=128, dropout=0.0,
-                          adaptors=["IMAGE", "AUDIO", "VECTOR"], output_kinds=["tokens", "speech", "scalar"])
+    config = small_config(
+        d_model=64,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        dropout=0.0,
+        adaptors=["IMAGE", "AUDIO", "VECTOR"],
+        output_kinds=["tokens", "speech", "scalar"],
+    )
     model = OFAPlusForConditionalGeneration(config)
     return model, OFAPlusProcessor.for_config(config)
 
@@ -204,7 +219,9 @@ def test_a_new_input_modality_trains_generates_and_round_trips(tmp_path):
     loaded = OFAPlusForConditionalGeneration.from_pretrained(tmp_path).eval()
     assert loaded.config.adaptors == ["IMAGE", "AUDIO", "VECTOR"]
     assert isinstance(loaded.model.encoder.vector_adaptor, VectorAdaptor)
-    torch.testing.assert_close(loaded.model.encoder.vector_adaptor.embed.weight, model.model.encoder.vector_adaptor.embed.weight)
+    torch.testing.assert_close(
+        loaded.model.encoder.vector_adaptor.embed.weight, model.model.encoder.vector_adaptor.embed.weight
+    )
     reloaded = OFAPlusProcessor.from_pretrained(tmp_path)
     again = reloaded(VECTOR_TASK, numbers=test)
     assert reloaded.postprocess(loaded.generate(**again), again) == answers

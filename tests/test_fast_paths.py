@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
-from conftest import small_model
 
 import ofa_plus.vocabulary as V
+from conftest import small_model
 from ofa_plus import OFAPlusProcessor
 from ofa_plus.losses import LabelSmoothedLMLoss
 from ofa_plus.modeling_ofa_plus import attention
@@ -19,9 +19,11 @@ VQA = "[IMAGE:image] [TEXT:question] -> [TEXT:answer]"
 def _mixed_layout_batch(processor, images):
     """Row 0: text, an image, text; row 1: text only (padded); row 2: the same layout as row 0."""
     n = processor.image_tokens
-    rows = [[V.BOS_ID, 3000, 3001] + [V.IMAGE_ID] * n + [3002, V.EOS_ID],
-            [V.BOS_ID] + list(range(4000, 4010)) + [V.EOS_ID],
-            [V.BOS_ID, 3100, 3101] + [V.IMAGE_ID] * n + [3102, V.EOS_ID]]
+    rows = [
+        [V.BOS_ID, 3000, 3001] + [V.IMAGE_ID] * n + [3002, V.EOS_ID],
+        [V.BOS_ID] + list(range(4000, 4010)) + [V.EOS_ID],
+        [V.BOS_ID, 3100, 3101] + [V.IMAGE_ID] * n + [3102, V.EOS_ID],
+    ]
     width = max(map(len, rows))
     input_ids = torch.tensor([r + [V.PAD_ID] * (width - len(r)) for r in rows])
     attention_mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
@@ -104,8 +106,9 @@ def test_training_gradients_equal_plain_cross_entropy(processor, images):
     """model(labels=...) (LM loss on labelled rows, the token lookups' rows added into the tied head's
     gradient) gives the gradients of F.cross_entropy on the returned logits with autograd's lookups,
     and makes one table-sized buffer in the backward pass where autograd's path makes more."""
-    inputs = processor(VQA, image=images[:3], question=["what?", "which colour is it?", "digit?"],
-                       answer=["red", "blue", "three"])
+    inputs = processor(
+        VQA, image=images[:3], question=["what?", "which colour is it?", "digit?"], answer=["red", "blue", "three"]
+    )
     labels = inputs["labels"]
     assert (labels == -100).any()
     model = small_model(seed=6, dropout=0.0).train()
@@ -115,8 +118,9 @@ def test_training_gradients_equal_plain_cross_entropy(processor, images):
         fast.backward()
     fast_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad(set_to_none=True)
-    out = model(**{k: inputs[k] for k in ("input_ids", "attention_mask", "pixel_values", "decoder_input_ids")},
-                use_cache=False)
+    out = model(
+        **{k: inputs[k] for k in ("input_ids", "attention_mask", "pixel_values", "decoder_input_ids")}, use_cache=False
+    )
     plain = F.cross_entropy(out.logits.flatten(0, 1), labels.flatten(), ignore_index=-100, label_smoothing=0.1)
     with _TableSizedTensors(table.shape) as plain_buffers:
         plain.backward()
@@ -126,8 +130,7 @@ def test_training_gradients_equal_plain_cross_entropy(processor, images):
     assert fast_grads.keys() == plain_grads.keys()
     for name in fast_grads:
         scale = plain_grads[name].abs().max().clamp(min=1e-3)
-        torch.testing.assert_close(fast_grads[name] / scale, plain_grads[name] / scale, rtol=1e-4, atol=1e-5,
-                                   msg=name)
+        torch.testing.assert_close(fast_grads[name] / scale, plain_grads[name] / scale, rtol=1e-4, atol=1e-5, msg=name)
     assert fast_grads["model.shared.weight"][V.PAD_ID].abs().sum() > 0  # the head's part of the pad row
 
 
@@ -140,10 +143,13 @@ def test_tied_table_gradient_with_accumulation_and_extra_terms(processor, images
     table = model.model.shared.weight
 
     def plain_loss():
-        out = model(**{k: inputs[k] for k in ("input_ids", "attention_mask", "pixel_values", "decoder_input_ids")},
-                    use_cache=False)
-        loss = F.cross_entropy(out.logits.flatten(0, 1), inputs["labels"].flatten(), ignore_index=-100,
-                               label_smoothing=0.1)
+        out = model(
+            **{k: inputs[k] for k in ("input_ids", "attention_mask", "pixel_values", "decoder_input_ids")},
+            use_cache=False,
+        )
+        loss = F.cross_entropy(
+            out.logits.flatten(0, 1), inputs["labels"].flatten(), ignore_index=-100, label_smoothing=0.1
+        )
         return loss, out.logits
 
     loss, logits = plain_loss()
@@ -163,21 +169,31 @@ def test_beams_share_encoder_states(processor, images):
     model = small_model(seed=7)
     inputs = processor(VQA, image=images[:2], question=["what is it?", "colour?"])
     with torch.no_grad():
-        encoder_outputs = model.get_encoder()(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                                              pixel_values=inputs["pixel_values"])
+        encoder_outputs = model.get_encoder()(
+            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], pixel_values=inputs["pixel_values"]
+        )
         repeated = type(encoder_outputs)(last_hidden_state=encoder_outputs.last_hidden_state.repeat_interleave(3, 0))
         torch.manual_seed(0)
         tokens = torch.randint(V.TEXT_OFFSET, V.TEXT_OFFSET + 5000, (6, 4))
         mask = inputs["attention_mask"]
         shared, cache = [], None
         for t in range(tokens.shape[1]):  # incremental, cached: the cross-attention cache holds 2 rows
-            out = model(attention_mask=mask, encoder_outputs=encoder_outputs, decoder_input_ids=tokens[:, t: t + 1],
-                        cache=cache, use_cache=True)
+            out = model(
+                attention_mask=mask,
+                encoder_outputs=encoder_outputs,
+                decoder_input_ids=tokens[:, t : t + 1],
+                cache=cache,
+                use_cache=True,
+            )
             cache = out.cache
             shared.append(out.logits)
         assert cache.cross_attention_cache.layers[0].keys.shape[0] == 2
-        full = model(attention_mask=mask.repeat_interleave(3, 0), encoder_outputs=repeated, decoder_input_ids=tokens,
-                     use_cache=False).logits
+        full = model(
+            attention_mask=mask.repeat_interleave(3, 0),
+            encoder_outputs=repeated,
+            decoder_input_ids=tokens,
+            use_cache=False,
+        ).logits
     torch.testing.assert_close(torch.cat(shared, 1), full, rtol=1e-5, atol=1e-5)
 
 

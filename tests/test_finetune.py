@@ -42,17 +42,22 @@ def write_script_card(folder: Path) -> Path:
         splits["train"] += rows[16:56]
     rng.shuffle(splits["train"])
     features = datasets.Features({"name": datasets.Value("string"), "script": datasets.Value("string")})
-    datasets.DatasetDict({k: datasets.Dataset.from_list(v, features=features) for k, v in splits.items()}).save_to_disk(
-        str(folder / "data" / "script"))
+    datasets.DatasetDict(
+        {k: datasets.Dataset.from_list(v, features=features) for k, v in splits.items()}
+    ).save_to_disk(str(folder / "data" / "script"))
     card = folder / "script.yaml"
-    card.write_text(yaml.safe_dump({
-        "name": "script",
-        "instruction": 'which alphabet is " [TEXT:name] " from? -> [TEXT:script,closed_set]',
-        "dataset": {"path": str(folder / "data" / "script")},
-        "metrics": ["accuracy"],
-        "generation": {"closed_set": {"column": "script"}},
-        "training": {"batch_size": 16},
-    }))
+    card.write_text(
+        yaml.safe_dump(
+            {
+                "name": "script",
+                "instruction": 'which alphabet is " [TEXT:name] " from? -> [TEXT:script,closed_set]',
+                "dataset": {"path": str(folder / "data" / "script")},
+                "metrics": ["accuracy"],
+                "generation": {"closed_set": {"column": "script"}},
+                "training": {"batch_size": 16},
+            }
+        )
+    )
     return card
 
 
@@ -68,8 +73,22 @@ def card(tmp_path_factory) -> Path:
 
 def test_lora_finetune_beats_the_untuned_model_and_runs_by_name(generalist, card, tmp_path):
     out = tmp_path / "script"
-    cli.main(["finetune", "--model", str(generalist), "--card", str(card), "--output", str(out), "--lora",
-              "--steps", "150", "--lr", "3e-3"])
+    cli.main(
+        [
+            "finetune",
+            "--model",
+            str(generalist),
+            "--card",
+            str(card),
+            "--output",
+            str(out),
+            "--lora",
+            "--steps",
+            "150",
+            "--lr",
+            "3e-3",
+        ]
+    )
     results = json.loads((out / "results.json").read_text())
     untuned, tuned = results["untuned"]["scores"]["accuracy"], results["results"][0]["scores"]["accuracy"]
     baseline = results["results"][0]["baseline"]["accuracy"]
@@ -84,8 +103,10 @@ def test_lora_finetune_beats_the_untuned_model_and_runs_by_name(generalist, card
     before, after = load_file(generalist / "model.safetensors"), load_file(out / "model.safetensors")
     assert before.keys() == after.keys()
     assert torch.equal(before["model.shared.weight"], after["model.shared.weight"])
-    assert not torch.equal(before["model.decoder.layers.0.cross_attn.q_proj.weight"],
-                           after["model.decoder.layers.0.cross_attn.q_proj.weight"])
+    assert not torch.equal(
+        before["model.decoder.layers.0.cross_attn.q_proj.weight"],
+        after["model.decoder.layers.0.cross_attn.q_proj.weight"],
+    )
     assert sorted(model.tasks) == ["characters", "digits", "script"]
     assert model.tasks["script"].closed_set == sorted(SCRIPTS)
 
@@ -96,20 +117,41 @@ def test_lora_finetune_beats_the_untuned_model_and_runs_by_name(generalist, card
     assert accuracy == pytest.approx(tuned)
     readme = (out / "README.md").read_text()
     assert "### `script`" in readme and "model-index" in readme and '"lora": true' not in readme
-    assert json.loads((out / "args.json").read_text())["lora_targets"] == ["qkv_proj", "q_proj", "kv_proj",
-                                                                           "out_proj", "fc1", "fc2"]
+    assert json.loads((out / "args.json").read_text())["lora_targets"] == [
+        "qkv_proj",
+        "q_proj",
+        "kv_proj",
+        "out_proj",
+        "fc1",
+        "fc2",
+    ]
 
 
 def test_full_finetune_updates_every_weight_and_keeps_the_old_tasks(generalist, card, tmp_path):
     out = tmp_path / "full"
-    cli.main(["finetune", "--model", str(generalist), "--card", str(card), "--output", str(out), "--steps", "2",
-              "--eval-limit", "6"])
+    cli.main(
+        [
+            "finetune",
+            "--model",
+            str(generalist),
+            "--card",
+            str(card),
+            "--output",
+            str(out),
+            "--steps",
+            "2",
+            "--eval-limit",
+            "6",
+        ]
+    )
     before, after = load_file(generalist / "model.safetensors"), load_file(out / "model.safetensors")
     assert not torch.equal(before["model.shared.weight"], after["model.shared.weight"])
     model = AutoModelForSeq2SeqLM.from_pretrained(out)
     assert sorted(model.tasks) == ["characters", "digits", "script"]
-    assert pipeline("multimodal-instruction", model=str(out))(task="digits", image=digit_image(7)) in \
-        model.tasks["digits"].closed_set
+    assert (
+        pipeline("multimodal-instruction", model=str(out))(task="digits", image=digit_image(7))
+        in model.tasks["digits"].closed_set
+    )
 
 
 def test_finetune_errors_say_what_to_do(generalist, card, tmp_path, capsys):

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHARACTERS = ["é", "Ω", "ß", "Ā"]
 
 # What a user runs, in a process whose environment points huggingface_hub at the fake Hub.
-CLIENT = textwrap.dedent('''
+CLIENT = textwrap.dedent(
+    """
     import json, sys
     import datasets, torch
     import ofa_plus
@@ -66,14 +67,17 @@ CLIENT = textwrap.dedent('''
     result["dataset"] = {split: [len(data[split]), list(data[split]["label"])] for split in data}
     result["dataset_card"] = DatasetCard.load("me/digits", repo_type="dataset").data.to_dict()
     open(out, "w").write(json.dumps(result))
-''' % (CHARACTERS, CHARACTERS))
+"""
+    % (CHARACTERS, CHARACTERS)
+)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     root = toy_generalist(tmp_path_factory)
-    evaluation.main(["--model", str(root / "run" / "final"), "--output", str(root / "run" / "results.json"),
-                     "--limit", "8"])
+    evaluation.main(
+        ["--model", str(root / "run" / "final"), "--output", str(root / "run" / "results.json"), "--limit", "8"]
+    )
     return root / "run"
 
 
@@ -94,8 +98,13 @@ def pushed(run, digits, tmp_path_factory) -> tuple[dict, Path]:
         script = tmp / "client.py"
         script.write_text(CLIENT)
         env = {**os.environ, **fake.env(cache=tmp / "hf_home"), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-        done = subprocess.run([sys.executable, str(script), str(run), str(digits), str(tmp / "out.json")], env=env,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, str(script), str(run), str(digits), str(tmp / "out.json")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-5000:]
     return json.loads((tmp / "out.json").read_text()), tmp / "storage"
 
@@ -104,8 +113,11 @@ def local_outputs(run: Path, digits: Path) -> dict:
     pipe = pipeline("multimodal-instruction", model=str(run / "final"))
     torch.manual_seed(0)
     sampled = pipe(task="characters", character=CHARACTERS, do_sample=True, temperature=3.0, top_k=20, batch_size=4)
-    return {"characters": pipe(task="characters", character=CHARACTERS, batch_size=2),
-            "digits": pipe(task="digits", image=[str(digits / f"{i}.png") for i in range(3)]), "sampled": sampled}
+    return {
+        "characters": pipe(task="characters", character=CHARACTERS, batch_size=2),
+        "digits": pipe(task="digits", image=[str(digits / f"{i}.png") for i in range(3)]),
+        "sampled": sampled,
+    }
 
 
 @pytest.mark.slow
@@ -115,8 +127,13 @@ def test_push_then_load_by_repo_id_gives_the_same_model(pushed, run, digits):
     local_cards = json.loads((run / "final" / "config.json").read_text())["task_cards"]
     for repo in ("me/toy", "me/toy-raw"):
         files = {p.name for p in (storage / "model" / repo).iterdir()}
-        assert {"config.json", "model.safetensors", "processor_config.json", "tokenizer_config.json",
-                "README.md"} <= files, repo
+        assert {
+            "config.json",
+            "model.safetensors",
+            "processor_config.json",
+            "tokenizer_config.json",
+            "README.md",
+        } <= files, repo
         remote = load_file(storage / "model" / repo / "model.safetensors")
         local = load_file(run / "final" / "model.safetensors")
         assert remote.keys() == local.keys() and all(torch.equal(remote[k], local[k]) for k in local), repo
@@ -139,36 +156,57 @@ def test_pushed_model_card_holds_metadata_and_eval_results(pushed, run):
     ModelCardData(**data.to_dict())  # the metadata round-trips through huggingface_hub's own class
     name, results = model_index_to_eval_results(data.to_dict()["model-index"])
     assert name == "toy"
-    scores = {(e["task"], m): v for e in json.loads((run / "results.json").read_text())["results"]
-              for m, v in e["scores"].items()}
+    scores = {
+        (e["task"], m): v
+        for e in json.loads((run / "results.json").read_text())["results"]
+        for m, v in e["scores"].items()
+    }
     metric_types = {"accuracy": "accuracy", "exact_match": "exact_match", "bleu4": "bleu"}
-    assert {(r.task_name, r.metric_type): r.metric_value for r in results} == \
-        {(task, metric_types[m]): round(v, 2) for (task, m), v in scores.items()}
-    assert sorted(map(tuple, report["card"]["eval"])) == sorted((r.task_name, r.metric_type, r.metric_value)
-                                                                 for r in results)
+    assert {(r.task_name, r.metric_type): r.metric_value for r in results} == {
+        (task, metric_types[m]): round(v, 2) for (task, m), v in scores.items()
+    }
+    assert sorted(map(tuple, report["card"]["eval"])) == sorted(
+        (r.task_name, r.metric_type, r.metric_value) for r in results
+    )
     body = card.text
-    for text in ("## Tasks", "### `digits`", "[IMAGE:image] what does the image describe? -> [TEXT:label,closed_set]",
-                 'pipe(task="characters", character=', "## Training", "| digits | 8 | 1 | 1 |", "`max_steps`: 20",
-                 "## Results", "| digits | accuracy |"):
+    for text in (
+        "## Tasks",
+        "### `digits`",
+        "[IMAGE:image] what does the image describe? -> [TEXT:label,closed_set]",
+        'pipe(task="characters", character=',
+        "## Training",
+        "| digits | 8 | 1 | 1 |",
+        "`max_steps`: 20",
+        "## Results",
+        "| digits | accuracy |",
+    ):
         assert text in body, text
 
 
 @pytest.mark.slow
 def test_model_card_snippets_run_as_written(run, digits):
     """Each task's three-line snippet, pointed at the local folder, runs and returns the task's output."""
-    card = hub.model_card(OFAPlusForConditionalGeneration.from_pretrained(run / "final"), "me/toy",
-                          results=run / "results.json")
+    card = hub.model_card(
+        OFAPlusForConditionalGeneration.from_pretrained(run / "final"), "me/toy", results=run / "results.json"
+    )
     blocks = card.text.split("```python\n")[2:]  # after the loading example: one block per task
     assert len(blocks) == 2
     for block in blocks:
-        code = block.split("```")[0].replace('"me/toy"', repr(str(run / "final"))).replace(
-            '"image.png"', repr(str(digits / "0.png")))
+        code = (
+            block.split("```")[0]
+            .replace('"me/toy"', repr(str(run / "final")))
+            .replace('"image.png"', repr(str(digits / "0.png")))
+        )
         assert len(code.strip().splitlines()) == 3
         printed = []
         exec(code, {"print": printed.append})  # noqa: S102 (our own generated snippet)
         assert len(printed) == 1 and isinstance(printed[0], str)
-    assert printed[0] in [c for c in json.loads((run / "final" / "config.json").read_text())[
-        "task_cards"] if c["name"] == "digits"][0]["generation"]["closed_set"]
+    assert (
+        printed[0]
+        in [c for c in json.loads((run / "final" / "config.json").read_text())["task_cards"] if c["name"] == "digits"][
+            0
+        ]["generation"]["closed_set"]
+    )
 
 
 @pytest.mark.slow
@@ -176,8 +214,11 @@ def test_dataset_push_with_card(pushed, digits):
     report, storage = pushed
     original = datasets.load_from_disk(str(digits))
     assert report["dataset"] == {split: [len(original[split]), list(original[split]["label"])] for split in original}
-    files = {str(p.relative_to(storage / "dataset" / "me" / "digits")) for p in
-             (storage / "dataset" / "me" / "digits").rglob("*") if p.is_file()}
+    files = {
+        str(p.relative_to(storage / "dataset" / "me" / "digits"))
+        for p in (storage / "dataset" / "me" / "digits").rglob("*")
+        if p.is_file()
+    }
     assert {"README.md", "data/train-00000-of-00001.parquet", "data/test-00000-of-00001.parquet"} <= files
     card = report["dataset_card"]
     assert card["license"] == "mit" and card["size_categories"] == ["n<1K"]

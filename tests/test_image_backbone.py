@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-from conftest import digit_image, small_model
 
+from conftest import digit_image, small_model
 from ofa_plus import OFAPlusForConditionalGeneration, OFAPlusProcessor
 from ofa_plus.modalities.image import IMAGENET_MEAN, IMAGENET_STD
 
@@ -40,8 +40,10 @@ def test_loaded_backbone_computes_what_torchvision_computes(name, stages, cut):
         else:
             expected = cnn.features[:cut](imagenet)
         # the processor normalises with mean = std = 0.5; the adaptor must undo that for ImageNet weights
-        got = adaptor.backbone(((pixels - 0.5) / 0.5 * 0.5 + 0.5 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-                               / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        got = adaptor.backbone(
+            ((pixels - 0.5) / 0.5 * 0.5 + 0.5 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+            / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        )
         features = adaptor((pixels - 0.5) / 0.5)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     stride = 2 ** (stages + 1)
@@ -97,13 +99,31 @@ def test_trainer_builds_a_pretrained_backbone_and_config_overrides(tmp_path):
 
     _, checkpoint = torchvision_checkpoint("mobilenet_v2")
     torch.save(checkpoint, tmp_path / "mobilenet.pth")
-    args = parse_args(["--cards", "x", "--output", str(tmp_path), "--image-size", "64",
-                       "--image-backbone", "mobilenet_v2", "--backbone-weights", str(tmp_path / "mobilenet.pth"),
-                       "--config-overrides", "d_model=128, encoder_ffn_dim=512,label_smoothing=0.0"])
+    args = parse_args(
+        [
+            "--cards",
+            "x",
+            "--output",
+            str(tmp_path),
+            "--image-size",
+            "64",
+            "--image-backbone",
+            "mobilenet_v2",
+            "--backbone-weights",
+            str(tmp_path / "mobilenet.pth"),
+            "--config-overrides",
+            "d_model=128, encoder_ffn_dim=512,label_smoothing=0.0",
+        ]
+    )
     model, processor = build_model(args, [])
     config = model.config
-    assert (config.image_backbone, config.image_backbone_pretrained, config.d_model, config.encoder_ffn_dim,
-            config.label_smoothing) == ("mobilenet_v2", True, 128, 512, 0.0)
+    assert (
+        config.image_backbone,
+        config.image_backbone_pretrained,
+        config.d_model,
+        config.encoder_ffn_dim,
+        config.label_smoothing,
+    ) == ("mobilenet_v2", True, 128, 512, 0.0)
     loaded = model.model.encoder.image_adaptor.backbone[0][1].running_mean
     assert loaded.equal(checkpoint["features.0.1.running_mean"])
     assert processor.image_size == 64

@@ -26,8 +26,7 @@ REAL_INSTRUCTIONS = [
     "[IMAGE:img] what does the region describe? region: [BOX:region] -> [TEXT:cap]",
     'is the sentiment of text " [TEXT:sentence] " positive or negative? -> is the sentiment of text " '
     '[TEXT:sentence,no_loss] " positive or negative? [TEXT:label,closed_set]',
-    '" [TEXT:src] " ; structured knowledge: " [STRUCT:database,max_length=876] " . generating sql code. '
-    "-> [TEXT:tgt]",
+    '" [TEXT:src] " ; structured knowledge: " [STRUCT:database,max_length=876] " . generating sql code. -> [TEXT:tgt]',
 ]
 
 
@@ -363,8 +362,11 @@ def _slot_source(draw_side=None):
     body = st.lists(
         st.one_of(
             st.sampled_from(ATTR_NAMES),
-            st.builds(lambda a, v: f"{a}={v}", st.sampled_from(ATTR_NAMES),
-                      st.sampled_from(["1", "0.5", "-1", "2", "x", "a|b", "a\\,b", "", "1e9", "yes | no"])),
+            st.builds(
+                lambda a, v: f"{a}={v}",
+                st.sampled_from(ATTR_NAMES),
+                st.sampled_from(["1", "0.5", "-1", "2", "x", "a|b", "a\\,b", "", "1e9", "yes | no"]),
+            ),
         ),
         max_size=3,
     )
@@ -411,6 +413,7 @@ def test_random_strings_only_raise_instruction_error(text):
 
 # Objects built directly from the data model: their canonical form must parse back to them.
 
+
 def _norm(s: str) -> str:
     return " ".join(s.split())
 
@@ -424,7 +427,7 @@ def _value(spec):
     if spec.kind is bool:
         return st.just(True)
     if spec.kind is int:
-        lo = int(spec.minimum) if spec.minimum is not None else -10**6
+        lo = int(spec.minimum) if spec.minimum is not None else -(10**6)
         hi = int(spec.maximum) if spec.maximum is not None else 10**6
         return st.integers(lo, hi)
     if spec.kind is float:
@@ -472,9 +475,9 @@ def sides(draw, side):
     return _merge_texts(items)
 
 
-INSTRUCTIONS = st.lists(
-    st.builds(Template, sides("encoder"), sides("decoder")), min_size=1, max_size=3
-).map(lambda ts: Instruction(tuple(ts)))
+INSTRUCTIONS = st.lists(st.builds(Template, sides("encoder"), sides("decoder")), min_size=1, max_size=3).map(
+    lambda ts: Instruction(tuple(ts))
+)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,8 +10,16 @@ from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from ofa_plus import metrics
-from ofa_plus.metrics import (METRICS, baseline_name, best_constant_baseline, box_iou, compute_metrics, normalize_vqa_answer, parse_sudoku,
-                              trivial_baseline)
+from ofa_plus.metrics import (
+    METRICS,
+    baseline_name,
+    best_constant_baseline,
+    box_iou,
+    compute_metrics,
+    normalize_vqa_answer,
+    parse_sudoku,
+    trivial_baseline,
+)
 from ofa_plus.model_card import eval_results, model_card_metadata_yaml, model_index
 
 
@@ -23,12 +31,22 @@ def score(name, predictions, references, rows=None):
 # registry and argument checks
 # --------------------------------------------------------------------------------------------------
 
+
 def test_registry_entries_are_consistent():
-    assert {"accuracy", "exact_match", "vqa_accuracy", "cider", "bleu4", "rouge_l", "iou_acc",
-            "sql_execution_match", "sudoku_solved"} <= set(METRICS)
+    assert {
+        "accuracy",
+        "exact_match",
+        "vqa_accuracy",
+        "cider",
+        "bleu4",
+        "rouge_l",
+        "iou_acc",
+        "sql_execution_match",
+        "sudoku_solved",
+    } <= set(METRICS)
     for name, metric in METRICS.items():
         assert metric.name == name and metric.description
-        assert metric.higher_is_better == (name not in ("wer", "mcd")), name   # error rates: lower is better
+        assert metric.higher_is_better == (name not in ("wer", "mcd")), name  # error rates: lower is better
     assert METRICS["sql_execution_match"].needs_columns == ("db_path",)
     assert METRICS["sudoku_solved"].needs_columns == ("puzzle",)
 
@@ -52,9 +70,16 @@ def test_none_predictions_score_zero_for_every_metric(tmp_path):
     with sqlite3.connect(db) as connection:
         connection.execute("CREATE TABLE t (x INTEGER)")
     references = {
-        "accuracy": "a", "exact_match": "a", "vqa_accuracy": ["a", "a", "a"], "cider": "a b",
-        "bleu4": "a b", "rouge_l": "a b", "iou_acc": (0, 0, 1, 1), "sql_execution_match": "SELECT x FROM t",
-        "sudoku_solved": "1:2:3:4|3:4:1:2|2:1:4:3|4:3:2:1", "wer": "a b",
+        "accuracy": "a",
+        "exact_match": "a",
+        "vqa_accuracy": ["a", "a", "a"],
+        "cider": "a b",
+        "bleu4": "a b",
+        "rouge_l": "a b",
+        "iou_acc": (0, 0, 1, 1),
+        "sql_execution_match": "SELECT x FROM t",
+        "sudoku_solved": "1:2:3:4|3:4:1:2|2:1:4:3|4:3:2:1",
+        "wer": "a b",
         "mcd": {"path": "/usr/share/sounds/alsa/Front_Center.wav"},
     }
     rows = [{"db_path": str(db), "puzzle": None}] * 2
@@ -66,7 +91,7 @@ def test_none_predictions_score_zero_for_every_metric(tmp_path):
         if METRICS[name].higher_is_better:
             assert result == 0.0, name
             assert with_right < 100.0, name
-        else:   # error metrics: None is an empty transcript / silence, worse than the right answer
+        else:  # error metrics: None is an empty transcript / silence, worse than the right answer
             assert result > with_right > 0.0, name
     assert compute_metrics(["wer"], [None], ["a b"])["wer"] == 100.0
 
@@ -74,6 +99,7 @@ def test_none_predictions_score_zero_for_every_metric(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # accuracy, exact_match
 # --------------------------------------------------------------------------------------------------
+
 
 def test_accuracy_normalises_lightly_and_accepts_any_reference():
     predictions = ["  Yes ", "no", "New  York", "maybe", 3]
@@ -94,14 +120,15 @@ def test_exact_match_ignores_case_and_spacing_of_free_text():
 # vqa_accuracy
 # --------------------------------------------------------------------------------------------------
 
+
 def test_vqa_answer_normalisation():
-    assert normalize_vqa_answer("Two dogs.") == "2 dogs"         # number word, period
-    assert normalize_vqa_answer("The cat") == "cat"              # article
+    assert normalize_vqa_answer("Two dogs.") == "2 dogs"  # number word, period
+    assert normalize_vqa_answer("The cat") == "cat"  # article
     assert normalize_vqa_answer("black/white") == "black white"  # punctuation between words -> space
-    assert normalize_vqa_answer("yes !") == "yes"                # punctuation next to a space -> removed
-    assert normalize_vqa_answer("1,000") == "1000"               # digit-comma-digit -> removed
-    assert normalize_vqa_answer("3.5") == "3.5"                  # decimal point kept
-    assert normalize_vqa_answer("dont") == "don't"               # contraction restored
+    assert normalize_vqa_answer("yes !") == "yes"  # punctuation next to a space -> removed
+    assert normalize_vqa_answer("1,000") == "1000"  # digit-comma-digit -> removed
+    assert normalize_vqa_answer("3.5") == "3.5"  # decimal point kept
+    assert normalize_vqa_answer("dont") == "don't"  # contraction restored
 
 
 def test_vqa_accuracy_leave_one_out_by_hand():
@@ -127,6 +154,7 @@ def test_vqa_accuracy_single_reference_is_exact_match_after_normalisation():
 # --------------------------------------------------------------------------------------------------
 # cider, bleu4, rouge_l
 # --------------------------------------------------------------------------------------------------
+
 
 def test_cider_two_image_corpus_by_hand():
     # Corpus: image A refs ["a b"], image B refs ["c d"]; N = 2 images, so idf = log 2 - log df and
@@ -156,7 +184,7 @@ def test_bleu4_by_hand():
     # brevity penalty exp(1 - 7/6)
     expected = 100 * (1 / 12) ** 0.25 * math.exp(1 - 7 / 6)
     bleu = score("bleu4", ["The cat sat on a mat."], ["the cat sat on the mat today"])
-    assert bleu == pytest.approx(expected, rel=1e-6)   # about 45.48
+    assert bleu == pytest.approx(expected, rel=1e-6)  # about 45.48
     assert score("bleu4", ["a b c d e"], [["x y", "a b c d e"]]) == pytest.approx(100.0, rel=1e-6)
 
 
@@ -166,8 +194,9 @@ def test_rouge_l_by_hand():
     assert score("rouge_l", ["the cat on mat"], ["the cat sat on the mat"]) == pytest.approx(80.0)
     # LCS("mat the cat", "the cat sat") = "the cat" = 2 -> P = R = F = 2/3; best of two references
     # (the other shares nothing) -> (0.8 + 2/3) / 2
-    assert score("rouge_l", ["the cat on mat", "mat the cat"],
-                 ["the cat sat on the mat", ["dog", "the cat sat"]]) == pytest.approx((80.0 + 200 / 3) / 2)
+    assert score(
+        "rouge_l", ["the cat on mat", "mat the cat"], ["the cat sat on the mat", ["dog", "the cat sat"]]
+    ) == pytest.approx((80.0 + 200 / 3) / 2)
     # non-ASCII words count (rouge-score's own tokenizer would drop them)
     assert score("rouge_l", ["café crème"], ["Café crème!"]) == pytest.approx(100.0)
 
@@ -176,25 +205,28 @@ def test_rouge_l_by_hand():
 # iou_acc
 # --------------------------------------------------------------------------------------------------
 
+
 def test_box_iou_by_hand():
-    a = (0, 0, 10, 10)                                           # area 100
+    a = (0, 0, 10, 10)  # area 100
     # (5, 0, 15, 10): area 100, overlap x 5..10 by y 0..10 = 50, union 150 -> 1/3
     assert box_iou(a, (5, 0, 15, 10)) == pytest.approx(1 / 3)
     # (0, 0, 10, 20): area 200, overlap 100, union 200 -> 1/2 exactly
     assert box_iou(a, (0, 0, 10, 20)) == 0.5
     # (2, 2, 12, 12): overlap 8 * 8 = 64, union 200 - 64 = 136 -> 0.4706
     assert box_iou(a, (2, 2, 12, 12)) == pytest.approx(64 / 136)
-    assert box_iou(a, (20, 20, 30, 30)) == 0.0                  # disjoint
-    assert box_iou((1, 1, 1, 1), (1, 1, 1, 1)) == 0.0            # empty union
+    assert box_iou(a, (20, 20, 30, 30)) == 0.0  # disjoint
+    assert box_iou((1, 1, 1, 1), (1, 1, 1, 1)) == 0.0  # empty union
 
 
 def test_iou_acc_counts_iou_of_at_least_half():
     reference = (0, 0, 10, 10)
-    predictions = [(0, 0, 10, 20),    # IoU 0.5 -> hit (>= 0.5)
-                   (2, 2, 12, 12),    # 0.47 -> miss
-                   "1 0 11 10",       # string of 4 numbers: overlap 90, union 110 -> 0.82 hit
-                   None,              # failed generation -> miss
-                   "not a box"]       # -> miss
+    predictions = [
+        (0, 0, 10, 20),  # IoU 0.5 -> hit (>= 0.5)
+        (2, 2, 12, 12),  # 0.47 -> miss
+        "1 0 11 10",  # string of 4 numbers: overlap 90, union 110 -> 0.82 hit
+        None,  # failed generation -> miss
+        "not a box",
+    ]  # -> miss
     assert score("iou_acc", predictions, [reference] * 5) == pytest.approx(40.0)
     # several acceptable boxes (a list of boxes): the best one counts
     assert score("iou_acc", [[20, 20, 30, 30]], [[reference, (20, 20, 30, 31)]]) == 100.0
@@ -204,13 +236,15 @@ def test_iou_acc_counts_iou_of_at_least_half():
 # sql_execution_match
 # --------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def singer_db(tmp_path):
-    path = tmp_path / "concert singer.sqlite"   # a space: the read-only URI must quote it
+    path = tmp_path / "concert singer.sqlite"  # a space: the read-only URI must quote it
     with sqlite3.connect(path) as connection:
         connection.execute("CREATE TABLE singer (id INTEGER PRIMARY KEY, name TEXT, age INTEGER)")
-        connection.executemany("INSERT INTO singer VALUES (?, ?, ?)",
-                               [(1, "Ann", 25), (2, "Bob", 40), (3, "Cid", 35), (4, "Dee", 40)])
+        connection.executemany(
+            "INSERT INTO singer VALUES (?, ?, ?)", [(1, "Ann", 25), (2, "Bob", 40), (3, "Cid", 35), (4, "Dee", 40)]
+        )
     connection.close()
     return str(path)
 
@@ -218,14 +252,14 @@ def singer_db(tmp_path):
 def test_sql_execution_match(singer_db):
     gold = "SELECT name FROM singer WHERE age > 30"
     cases = [
-        ("select s.name from singer as s where not s.age <= 30", True),   # equivalent SQL
+        ("select s.name from singer as s where not s.age <= 30", True),  # equivalent SQL
         ("SELECT name FROM singer WHERE age > 30 ORDER BY name DESC", True),  # gold has no ORDER BY
-        ("SELECT name FROM singer WHERE age >= 40", False),              # fewer rows
-        ("SELECT name FROM singer", False),                              # more rows
-        ("SELECT id FROM singer WHERE age > 30", False),                 # wrong column
-        ("SELEC name FROM singer", False),                               # syntax error
-        ("DELETE FROM singer", False),                                   # write on a read-only db
-        ("SELECT 1; SELECT 2", False),                                   # two statements
+        ("SELECT name FROM singer WHERE age >= 40", False),  # fewer rows
+        ("SELECT name FROM singer", False),  # more rows
+        ("SELECT id FROM singer WHERE age > 30", False),  # wrong column
+        ("SELEC name FROM singer", False),  # syntax error
+        ("DELETE FROM singer", False),  # write on a read-only db
+        ("SELECT 1; SELECT 2", False),  # two statements
         ("", False),
         (None, False),
     ]
@@ -240,10 +274,12 @@ def test_sql_execution_match(singer_db):
 
 
 def test_sql_execution_match_respects_gold_order_and_counts_duplicates(singer_db):
-    gold = "SELECT age FROM singer ORDER BY age"                          # 25, 35, 40, 40
-    predictions = ["SELECT age FROM singer ORDER BY age ASC",             # same order -> match
-                   "SELECT age FROM singer ORDER BY age DESC",            # reversed -> no match
-                   "SELECT DISTINCT age FROM singer ORDER BY age"]        # loses a duplicate 40
+    gold = "SELECT age FROM singer ORDER BY age"  # 25, 35, 40, 40
+    predictions = [
+        "SELECT age FROM singer ORDER BY age ASC",  # same order -> match
+        "SELECT age FROM singer ORDER BY age DESC",  # reversed -> no match
+        "SELECT DISTINCT age FROM singer ORDER BY age",
+    ]  # loses a duplicate 40
     rows = [{"db_path": singer_db}] * 3
     assert score("sql_execution_match", predictions, [gold] * 3, rows) == pytest.approx(100 / 3)
 
@@ -251,8 +287,7 @@ def test_sql_execution_match_respects_gold_order_and_counts_duplicates(singer_db
 def test_sql_execution_match_aborts_runaway_queries(singer_db, monkeypatch):
     monkeypatch.setattr(metrics, "SQL_TIMEOUT_S", 0.2)
     endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
-    assert score("sql_execution_match", [endless], ["SELECT count(*) FROM singer"],
-                 [{"db_path": singer_db}]) == 0.0
+    assert score("sql_execution_match", [endless], ["SELECT count(*) FROM singer"], [{"db_path": singer_db}]) == 0.0
 
 
 def test_sql_execution_match_needs_rows_and_valid_gold(singer_db):
@@ -265,6 +300,7 @@ def test_sql_execution_match_needs_rows_and_valid_gold(singer_db):
 # --------------------------------------------------------------------------------------------------
 # sudoku_solved
 # --------------------------------------------------------------------------------------------------
+
 
 def grid(rows):
     return " | ".join(" : ".join(str(d) for d in row) for row in rows)
@@ -280,11 +316,10 @@ SOLVED_9 = [[(3 * (r % 3) + r // 3 + c) % 9 + 1 for c in range(9)] for r in rang
 
 
 def test_sudoku_4x4_cases():
-    relabelled = [[{1: 2, 2: 1}.get(d, d) for d in row] for row in SOLVED_4]   # valid, breaks the givens
+    relabelled = [[{1: 2, 2: 1}.get(d, d) for d in row] for row in SOLVED_4]  # valid, breaks the givens
     with_blank = [row[:] for row in SOLVED_4]
     with_blank[3][3] = 0
-    predictions = [grid(SOLVED_4), grid(LATIN_4), grid(relabelled), grid(with_blank),
-                   "1 : 2 : 3 | 4", "garbage", None]
+    predictions = [grid(SOLVED_4), grid(LATIN_4), grid(relabelled), grid(with_blank), "1 : 2 : 3 | 4", "garbage", None]
     rows = [{"puzzle": grid(PUZZLE_4)}] * len(predictions)
     # only the first is solved
     references = [grid(SOLVED_4)] * len(predictions)
@@ -294,8 +329,8 @@ def test_sudoku_4x4_cases():
 def test_sudoku_9x9_cases():
     puzzle = [[d if (r + c) % 3 == 0 else 0 for c, d in enumerate(row)] for r, row in enumerate(SOLVED_9)]
     swapped = [row[:] for row in SOLVED_9]
-    swapped[0][0], swapped[0][1] = swapped[0][1], swapped[0][0]   # row still fine, columns broken
-    relabelled = [[10 - d for d in row] for row in SOLVED_9]         # valid but contradicts the givens
+    swapped[0][0], swapped[0][1] = swapped[0][1], swapped[0][0]  # row still fine, columns broken
+    relabelled = [[10 - d for d in row] for row in SOLVED_9]  # valid but contradicts the givens
     predictions = [grid(SOLVED_9), grid(swapped), grid(relabelled)]
     rows = [{"puzzle": grid(puzzle)}] * 3
     assert score("sudoku_solved", predictions, [grid(SOLVED_9)] * 3, rows) == pytest.approx(100 / 3)
@@ -312,8 +347,9 @@ def test_sudoku_without_puzzle_column_uses_the_reference():
 # trivial baselines
 # --------------------------------------------------------------------------------------------------
 
+
 def test_baseline_most_frequent_answer_with_first_seen_tie_break():
-    assert trivial_baseline(["no", "yes", "yes", "no", "maybe"], 3) == ["no", "no", "no"]   # 2-2 tie -> first
+    assert trivial_baseline(["no", "yes", "yes", "no", "maybe"], 3) == ["no", "no", "no"]  # 2-2 tie -> first
     assert trivial_baseline(["b", "a", "a"], 2) == ["a", "a"]
     # unhashable targets
     assert trivial_baseline([["x", "y"], ["z"], ["z"]], 1) == [["z"]]
@@ -355,14 +391,43 @@ def test_baseline_median_box():
 # --------------------------------------------------------------------------------------------------
 
 RESULTS = [
-    {"task": "vqa", "task_type": "visual-question-answering", "dataset_name": "easy-vqa (default suite)",
-     "dataset_type": "local/vqa", "split": "test", "metric": "vqa_accuracy", "value": 71.3, "baseline": 30.1},
-    {"task": "caption", "dataset_name": "emoji captions", "dataset_type": "local/caption", "split": "test",
-     "metric": "cider", "value": 120.0, "baseline": 5.0, "baseline_name": "most frequent answer"},
-    {"task": "grounding", "dataset_name": "sprite grounding", "dataset_type": "local/grounding", "split": "test",
-     "metric": "iou_acc", "value": 42.0},
-    {"task": "vqa", "task_type": "visual-question-answering", "dataset_name": "easy-vqa (default suite)",
-     "dataset_type": "local/vqa", "split": "test", "metric": "accuracy", "value": 70.0},
+    {
+        "task": "vqa",
+        "task_type": "visual-question-answering",
+        "dataset_name": "easy-vqa (default suite)",
+        "dataset_type": "local/vqa",
+        "split": "test",
+        "metric": "vqa_accuracy",
+        "value": 71.3,
+        "baseline": 30.1,
+    },
+    {
+        "task": "caption",
+        "dataset_name": "emoji captions",
+        "dataset_type": "local/caption",
+        "split": "test",
+        "metric": "cider",
+        "value": 120.0,
+        "baseline": 5.0,
+        "baseline_name": "most frequent answer",
+    },
+    {
+        "task": "grounding",
+        "dataset_name": "sprite grounding",
+        "dataset_type": "local/grounding",
+        "split": "test",
+        "metric": "iou_acc",
+        "value": 42.0,
+    },
+    {
+        "task": "vqa",
+        "task_type": "visual-question-answering",
+        "dataset_name": "easy-vqa (default suite)",
+        "dataset_type": "local/vqa",
+        "split": "test",
+        "metric": "accuracy",
+        "value": 70.0,
+    },
 ]
 
 
@@ -370,9 +435,13 @@ def test_eval_results_map_metric_and_task_types():
     results = eval_results(RESULTS, "ofa-plus-tiny")
     # grouped by task/dataset: vqa's two metrics first
     assert [(r.task_name, r.metric_type) for r in results] == [
-        ("vqa", "vqa_accuracy"), ("vqa", "accuracy"), ("caption", "cider"), ("grounding", "acc@0.5")]
+        ("vqa", "vqa_accuracy"),
+        ("vqa", "accuracy"),
+        ("caption", "cider"),
+        ("grounding", "acc@0.5"),
+    ]
     assert results[0].metric_value == 71.3 and "trivial baseline: 30.10" in results[0].metric_name
-    assert results[2].task_type == "image-to-text"          # from TASK_TYPES
+    assert results[2].task_type == "image-to-text"  # from TASK_TYPES
     assert results[2].metric_name == "CIDEr (trivial baseline: 5.00, most frequent answer)"
 
 
@@ -391,7 +460,7 @@ def test_model_index_round_trips_through_huggingface_hub():
 def test_model_index_rejects_incomplete_or_clashing_results():
     with pytest.raises(ValueError, match="lacks value"):
         model_index([{**RESULTS[0], "value": None}], "m")
-    clash = {**RESULTS[0], "task": "other_vqa", "dataset_name": "another"}   # same type/dataset type/split
+    clash = {**RESULTS[0], "task": "other_vqa", "dataset_name": "another"}  # same type/dataset type/split
     with pytest.raises(ValueError, match="distinct dataset_type"):
         eval_results([RESULTS[0], clash], "m")
 

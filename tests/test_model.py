@@ -8,10 +8,10 @@ import huggingface_hub
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import digit_image, shape_image, small_model
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoProcessor
 
 import ofa_plus.vocabulary as V
+from conftest import digit_image, shape_image, small_model
 from ofa_plus import OFAPlusConfig, OFAPlusForConditionalGeneration, OFAPlusModel, OFAPlusProcessor
 
 CAPTION = "[IMAGE:image] what does the image describe? -> [TEXT:caption]"
@@ -20,9 +20,14 @@ VQA = "[IMAGE:image] [TEXT:question] -> [TEXT:answer]"
 
 def _logits(model, inputs, decoder_input_ids, **kwargs):
     with torch.no_grad():
-        return model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                     pixel_values=inputs.get("pixel_values"), decoder_input_ids=decoder_input_ids,
-                     use_cache=False, **kwargs)
+        return model(
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
+            pixel_values=inputs.get("pixel_values"),
+            decoder_input_ids=decoder_input_ids,
+            use_cache=False,
+            **kwargs,
+        )
 
 
 # ------------------------------------------------------------------------------------- checkpoints
@@ -40,10 +45,23 @@ def test_save_pretrained_loads_with_auto_classes_offline(tmp_path, monkeypatch, 
 
     config = AutoConfig.from_pretrained(tmp_path)
     assert isinstance(config, OFAPlusConfig)
-    for key in ("d_model", "encoder_layers", "decoder_layers", "image_size", "image_backbone", "image_backbone_stages",
-                "vocab_size", "label_smoothing", "vocabulary_layout_version", "tie_word_embeddings"):
+    for key in (
+        "d_model",
+        "encoder_layers",
+        "decoder_layers",
+        "image_size",
+        "image_backbone",
+        "image_backbone_stages",
+        "vocab_size",
+        "label_smoothing",
+        "vocabulary_layout_version",
+        "tie_word_embeddings",
+    ):
         assert getattr(config, key) == getattr(model.config, key), key
-    assert config.to_diff_dict() == {**model.config.to_diff_dict(), "transformers_version": config.transformers_version}
+    assert config.to_diff_dict() == {
+        **model.config.to_diff_dict(),
+        "transformers_version": config.transformers_version,
+    }
 
     loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
     loaded_processor = AutoProcessor.from_pretrained(tmp_path)
@@ -61,8 +79,9 @@ def test_save_pretrained_loads_with_auto_classes_offline(tmp_path, monkeypatch, 
     for key in ("input_ids", "attention_mask", "pixel_values"):
         assert torch.equal(inputs[key], loaded_inputs[key]), key
     decoder_input_ids = torch.tensor([[V.BOS_ID, 9800, 9900, 10000]] * 3)
-    assert torch.equal(_logits(model, inputs, decoder_input_ids).logits,
-                       _logits(loaded, loaded_inputs, decoder_input_ids).logits)
+    assert torch.equal(
+        _logits(model, inputs, decoder_input_ids).logits, _logits(loaded, loaded_inputs, decoder_input_ids).logits
+    )
     for kwargs in (dict(num_beams=1), dict(num_beams=3)):
         expected = model.generate(**inputs, max_new_tokens=8, **kwargs)
         assert torch.equal(expected, loaded.generate(**loaded_inputs, max_new_tokens=8, **kwargs)), kwargs
@@ -77,8 +96,16 @@ def test_save_pretrained_loads_with_auto_classes_offline(tmp_path, monkeypatch, 
 # ------------------------------------------------------------------------------------------ cache
 @pytest.mark.parametrize("num_beams", [1, 3, 4])
 def test_generate_with_cache_equals_without(model, processor, images, num_beams):
-    inputs = processor(VQA, image=images, question=["what is in the picture?", "colour?", "which digit is this?",
-                                                    "is there a triangle in the middle of the picture?"])
+    inputs = processor(
+        VQA,
+        image=images,
+        question=[
+            "what is in the picture?",
+            "colour?",
+            "which digit is this?",
+            "is there a triangle in the middle of the picture?",
+        ],
+    )
     cached = model.generate(**inputs, num_beams=num_beams, max_new_tokens=10)
     uncached = model.generate(**inputs, num_beams=num_beams, max_new_tokens=10, use_cache=False)
     assert cached.shape[0] == 4
@@ -91,22 +118,37 @@ def test_incremental_logits_equal_teacher_forced(model, processor, images):
     decoder_input_ids = torch.cat([torch.full((3, 1), V.BOS_ID), torch.randint(V.TEXT_OFFSET, 15_000, (3, 7))], 1)
     full = _logits(model, inputs, decoder_input_ids).logits
     with torch.no_grad():
-        encoder_outputs = model.get_encoder()(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                                              pixel_values=inputs["pixel_values"])
+        encoder_outputs = model.get_encoder()(
+            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], pixel_values=inputs["pixel_values"]
+        )
         cache, steps = None, []
         for t in range(decoder_input_ids.shape[1]):
-            out = model(attention_mask=inputs["attention_mask"], encoder_outputs=encoder_outputs,
-                        decoder_input_ids=decoder_input_ids[:, t: t + 1], cache=cache, use_cache=True)
+            out = model(
+                attention_mask=inputs["attention_mask"],
+                encoder_outputs=encoder_outputs,
+                decoder_input_ids=decoder_input_ids[:, t : t + 1],
+                cache=cache,
+                use_cache=True,
+            )
             cache = out.cache
             steps.append(out.logits)
         assert cache.get_seq_length() == decoder_input_ids.shape[1]
     torch.testing.assert_close(torch.cat(steps, 1), full, rtol=0, atol=1e-5)
     # a cached prefix of 3 then the remaining 5 tokens at once
     with torch.no_grad():
-        first = model(attention_mask=inputs["attention_mask"], encoder_outputs=encoder_outputs,
-                      decoder_input_ids=decoder_input_ids[:, :3], use_cache=True)
-        rest = model(attention_mask=inputs["attention_mask"], encoder_outputs=encoder_outputs,
-                     decoder_input_ids=decoder_input_ids[:, 3:], cache=first.cache, use_cache=True)
+        first = model(
+            attention_mask=inputs["attention_mask"],
+            encoder_outputs=encoder_outputs,
+            decoder_input_ids=decoder_input_ids[:, :3],
+            use_cache=True,
+        )
+        rest = model(
+            attention_mask=inputs["attention_mask"],
+            encoder_outputs=encoder_outputs,
+            decoder_input_ids=decoder_input_ids[:, 3:],
+            cache=first.cache,
+            use_cache=True,
+        )
     torch.testing.assert_close(torch.cat([first.logits, rest.logits], 1), full, rtol=0, atol=1e-5)
 
 
@@ -122,8 +164,9 @@ def test_padding_invariance(model, processor, images):
     decoder_input_ids = torch.tensor([[V.BOS_ID, 9800, 9900, 10000, 11000]])
     one = _logits(model, alone, decoder_input_ids)
     both = _logits(model, batch, decoder_input_ids.expand(2, -1))
-    torch.testing.assert_close(both.encoder_last_hidden_state[0, :n], one.encoder_last_hidden_state[0],
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        both.encoder_last_hidden_state[0, :n], one.encoder_last_hidden_state[0], rtol=1e-5, atol=1e-5
+    )
     torch.testing.assert_close(both.logits[0], one.logits[0], rtol=1e-5, atol=1e-5)
     for num_beams in (1, 3):
         gen_one = model.generate(**alone, num_beams=num_beams, max_new_tokens=8)
@@ -148,13 +191,14 @@ def test_segment_layout_from_processor(processor, config, images):
     T = config.image_tokens
     ids = inputs["input_ids"][0].tolist()
     start = ids.index(V.IMAGE_ID)
-    assert ids[start: start + 2 * T] == [V.IMAGE_ID] * 2 * T and ids.count(V.IMAGE_ID) == 2 * T
+    assert ids[start : start + 2 * T] == [V.IMAGE_ID] * 2 * T and ids.count(V.IMAGE_ID) == 2 * T
     assert inputs["pixel_values"].shape == (2, 3, config.image_size, config.image_size)
     is_image, segment_id, position = OFAPlusForConditionalGeneration(config).model.encoder.segment_layout(
-        inputs["input_ids"])
-    assert segment_id[0, start: start + T].unique().numel() == 1
+        inputs["input_ids"]
+    )
+    assert segment_id[0, start : start + T].unique().numel() == 1
     assert segment_id[0, start + T] == segment_id[0, start] + 1
-    assert position[0, start: start + 2 * T].tolist() == list(range(T)) * 2
+    assert position[0, start : start + 2 * T].tolist() == list(range(T)) * 2
     assert segment_id[0, start + 2 * T] == segment_id[0, start] + 2 and position[0, start + 2 * T] == 0
 
 
@@ -174,9 +218,9 @@ def test_image_features_land_on_their_placeholders(model, processor, config):
         features = encoder.image_adaptor(pixels)
         expected = encoder.layernorm_embedding(features + encoder.type_embedding.weight[1])
     embedded = out.hidden_states[0]
-    torch.testing.assert_close(embedded[0, 3: 3 + T], expected[0])
+    torch.testing.assert_close(embedded[0, 3 : 3 + T], expected[0])
     torch.testing.assert_close(embedded[1, :T], expected[1])
-    torch.testing.assert_close(embedded[1, T: 2 * T], expected[2])
+    torch.testing.assert_close(embedded[1, T : 2 * T], expected[2])
     # swapping the two images of row 1 changes the encoding (order matters)
     with torch.no_grad():
         swapped = encoder(input_ids=input_ids, attention_mask=mask, pixel_values=pixels[[0, 2, 1]])
@@ -188,14 +232,20 @@ def test_placeholder_image_count_mismatch_raises(model, processor, images):
     inputs = processor(CAPTION, image=images[:2])
     encoder = model.model.encoder
     with pytest.raises(ValueError, match="placeholders"):
-        encoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                pixel_values=inputs["pixel_values"][:1])
+        encoder(
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
+            pixel_values=inputs["pixel_values"][:1],
+        )
     with pytest.raises(ValueError, match="pixel_values"):
         encoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
     extra = torch.cat([inputs["pixel_values"], inputs["pixel_values"][:1]])
     with pytest.raises(ValueError, match="placeholders"):
-        model(**{k: inputs[k] for k in ("input_ids", "attention_mask")}, pixel_values=extra,
-              decoder_input_ids=torch.full((2, 1), V.BOS_ID))
+        model(
+            **{k: inputs[k] for k in ("input_ids", "attention_mask")},
+            pixel_values=extra,
+            decoder_input_ids=torch.full((2, 1), V.BOS_ID),
+        )
     # same total, but one row holds half an image more and the other half an image less
     T = model.config.image_tokens
     ids = inputs["input_ids"].clone()
@@ -211,15 +261,17 @@ def test_placeholder_image_count_mismatch_raises(model, processor, images):
 
 # ------------------------------------------------------------------------------------------- loss
 def _manual_loss(logits, labels, smoothing):
-    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100,
-                           label_smoothing=smoothing)
+    return F.cross_entropy(
+        logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, label_smoothing=smoothing
+    )
 
 
 def test_loss_ignores_masked_positions_and_uses_label_smoothing(images):
     model = small_model(seed=2, label_smoothing=0.1)
     processor = OFAPlusProcessor.for_config(model.config)
-    inputs = processor(CAPTION, image=images[:3], caption=["a red ellipse", "a tall blue rectangle on white",
-                                                           "a handwritten three"])
+    inputs = processor(
+        CAPTION, image=images[:3], caption=["a red ellipse", "a tall blue rectangle on white", "a handwritten three"]
+    )
     labels, decoder_input_ids = inputs["labels"], inputs["decoder_input_ids"]
     assert (labels == -100).any(), "rows of different lengths must be padded with -100"
     # teacher forcing: decoder inputs are the labels shifted right behind BOS

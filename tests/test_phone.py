@@ -8,22 +8,32 @@ import time
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import small_config
 
 import ofa_plus.vocabulary as V
+from conftest import small_config
 from ofa_plus import InstructionError, OFAPlusForConditionalGeneration, OFAPlusProcessor, compile_plan
 from ofa_plus.modalities import phone
 from ofa_plus.modalities.base import SlotContext
-from ofa_plus.modalities.phone import (CTC_BLANK, CTC_BLANK_ID, PhoneModality, ctc_phone_ids, phone_ids, phonemize,
-                                       phones_to_string, split_ipa, text_to_phones)
+from ofa_plus.modalities.phone import (
+    CTC_BLANK,
+    CTC_BLANK_ID,
+    PhoneModality,
+    ctc_phone_ids,
+    phone_ids,
+    phonemize,
+    phones_to_string,
+    split_ipa,
+    text_to_phones,
+)
 
 ASR_CTC = "[AUDIO:audio] what is the text of the speech? -> [TEXT:text,preprocess=text_phone]"
 SENTENCES = ["the cat sat on the mat", "open the door please", "seven green apples", "she sells sea shells"]
 
 
 def espeak_ipa(text: str, voice: str = "en-us", *flags: str) -> str:
-    out = subprocess.run(["espeak-ng", "-q", "-x", "--ipa", *flags, "-v", voice, text], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["espeak-ng", "-q", "-x", "--ipa", *flags, "-v", voice, text], capture_output=True, text=True, check=True
+    ).stdout
     return " ".join(out.split())
 
 
@@ -49,7 +59,8 @@ def test_g2p_of_real_sentences():
     assert "ɒ" in text_to_phones("fox", voice="en-gb") and "ɑ" in text_to_phones("fox")
     # clauses (commas, sentences) are joined; numbers and symbols are read out
     assert phones_to_string(phone_ids(text_to_phones("Hello, world. I paid $5!"))) == espeak_ipa(
-        "Hello, world. I paid $5!")
+        "Hello, world. I paid $5!"
+    )
     # stress and length are symbols of their own; the syllabic mark of "button" is kept
     assert text_to_phones("see") == ["s", "ˈ", "i", "ː"]
     assert "\u0329" in text_to_phones("button")
@@ -95,8 +106,10 @@ def test_phone_input_slot_in_the_processor():
     assert ids[1:-1] == phone_ids(text_to_phones("seven green apples"))
     # a list of symbols and an IPA string (phonemized) give the same ids
     symbols = text_to_phones("open the door")
-    assert processor(instruction, words=symbols, out="b")["input_ids"][0].tolist() == \
-        batch["input_ids"][1, : len(symbols) + 2].tolist()
+    assert (
+        processor(instruction, words=symbols, out="b")["input_ids"][0].tolist()
+        == batch["input_ids"][1, : len(symbols) + 2].tolist()
+    )
     ipa = espeak_ipa("open the door")
     as_ipa = processor("[PHONE:words,phonemized] -> [TEXT:out]", words=ipa, out="b")["input_ids"][0]
     assert as_ipa.tolist() == batch["input_ids"][1, : len(symbols) + 2].tolist()
@@ -135,7 +148,7 @@ def test_processor_emits_ctc_labels(speech):
     for i in range(2):
         expected = ctc_phone_ids(SENTENCES[i], "t")
         assert labels[i, : len(expected)].tolist() == expected
-        assert bool((labels[i, len(expected):] == -100).all())
+        assert bool((labels[i, len(expected) :] == -100).all())
         # stress marks and word boundaries are not sounds: not CTC targets
         skipped = {V.PHONE_OFFSET + V.PHONES.index(s) for s in ("ˈ", "ˌ", "|")}
         assert not skipped & set(expected)
@@ -153,15 +166,16 @@ def test_ctc_loss_matches_a_plain_computation(speech):
     assert out.ctc_loss is not None and torch.isfinite(out.ctc_loss) and without.ctc_loss is None
     torch.testing.assert_close(out.loss, without.loss + 0.5 * out.ctc_loss)
     # by hand, row by row: states at the <audio> positions, logits against the phone rows
-    phones = model.model.shared.weight[V.PHONE_OFFSET: V.PHONE_OFFSET + V.NUM_PHONE_SLOTS]
+    phones = model.model.shared.weight[V.PHONE_OFFSET : V.PHONE_OFFSET + V.NUM_PHONE_SLOTS]
     assert CTC_BLANK_ID == V.PHONE_OFFSET + CTC_BLANK and CTC_BLANK >= len(V.PHONES)
     per_row = []
     for i in range(3):
         states = out.encoder_last_hidden_state[i][inputs["input_ids"][i] == V.AUDIO_ID]
         target = inputs["ctc_labels"][i][inputs["ctc_labels"][i] != -100] - V.PHONE_OFFSET
         log_probs = (states @ phones.T).log_softmax(-1)
-        loss = F.ctc_loss(log_probs[:, None], target[None], [len(states)], [len(target)], blank=CTC_BLANK,
-                          reduction="sum")
+        loss = F.ctc_loss(
+            log_probs[:, None], target[None], [len(states)], [len(target)], blank=CTC_BLANK, reduction="sum"
+        )
         per_row.append(loss / len(target))
     torch.testing.assert_close(out.ctc_loss, torch.stack(per_row).mean(), rtol=1e-4, atol=1e-4)
 

@@ -74,33 +74,40 @@ def test_tasks_by_name_single_and_batched_equal_the_processor_path(pipe, loaded)
 
 def test_plain_instruction_and_generation_kwargs(pipe, loaded):
     # a box instruction on images of different sizes: rows give different boxes (in their own pixels)
-    box = "[IMAGE:image] which region does the text \" [TEXT:text] \" describe? -> [BOX:region]"
+    box = '[IMAGE:image] which region does the text " [TEXT:text] " describe? -> [BOX:region]'
     card = pipe.tasks["grounding"]
-    rows = [{"image": e["image"].resize(size), "text": e["text"]}
-            for e, size in zip(card.head("test", 3), [(64, 64), (120, 80), (90, 150)])]
+    rows = [
+        {"image": e["image"].resize(size), "text": e["text"]}
+        for e, size in zip(card.head("test", 3), [(64, 64), (120, 80), (90, 150)])
+    ]
     plan = ofa_plus.compile_plan(box)
     expected = reference(loaded, plan, rows, num_beams=2)
     assert len(set(expected)) == 3
-    assert [pipe(box, **row, num_beams=2) for row in rows] == [reference(loaded, plan, [r], num_beams=2)[0]
-                                                               for r in rows]
-    assert pipe(box, image=[r["image"] for r in rows], text=[r["text"] for r in rows], num_beams=2,
-                batch_size=3) == expected
+    assert [pipe(box, **row, num_beams=2) for row in rows] == [
+        reference(loaded, plan, [r], num_beams=2)[0] for r in rows
+    ]
+    assert (
+        pipe(box, image=[r["image"] for r in rows], text=[r["text"] for r in rows], num_beams=2, batch_size=3)
+        == expected
+    )
 
     # decoder prompts (no_loss prefixes) of different lengths in one batch
     images = [e["image"] for e in pipe.tasks["emoji_caption"].head("test", 3)]
     prefixed = "[IMAGE:image] what does the image describe? -> [TEXT:start,no_loss] [TEXT:caption]"
     rows = [{"image": i, "start": t} for i, t in zip(images, ["a picture of", "the", "one small green"])]
     settings = dict(num_beams=2, max_new_tokens=6)
-    assert pipe(prefixed, image=images, start=[r["start"] for r in rows], batch_size=3, **settings) == \
-        reference(loaded, ofa_plus.compile_plan(prefixed), rows, **settings)
+    assert pipe(prefixed, image=images, start=[r["start"] for r in rows], batch_size=3, **settings) == reference(
+        loaded, ofa_plus.compile_plan(prefixed), rows, **settings
+    )
 
     # without kwargs the instruction's own generator settings apply (5 beams, 32 tokens for text) ...
     caption = ofa_plus.compile_plan(CAPTION)
     assert pipe(CAPTION, image=images[0]) == reference(loaded, caption, [{"image": images[0]}])[0]
     # ... and any generate() setting passes through: two sequences per row
     two = pipe(CAPTION, image=images[:2], num_beams=2, num_return_sequences=2, max_new_tokens=4, batch_size=2)
-    assert two == reference(loaded, caption, [{"image": i} for i in images[:2]], num_beams=2,
-                            num_return_sequences=2, max_new_tokens=4)
+    assert two == reference(
+        loaded, caption, [{"image": i} for i in images[:2]], num_beams=2, num_return_sequences=2, max_new_tokens=4
+    )
     assert [len(sequences) for sequences in two] == [2, 2]
 
 
@@ -116,8 +123,20 @@ def test_alias_init_kwargs_and_device(model_dir, loaded):
 
 def test_task_cards_travel_with_the_model(pipe, model_dir, loaded):
     model, processor = loaded
-    names = {"asr", "emoji_caption", "entailment", "fortunes", "grounded_caption", "grounding", "mnist", "sudoku",
-             "summarization", "text_to_sql", "tts", "vqa"}
+    names = {
+        "asr",
+        "emoji_caption",
+        "entailment",
+        "fortunes",
+        "grounded_caption",
+        "grounding",
+        "mnist",
+        "sudoku",
+        "summarization",
+        "text_to_sql",
+        "tts",
+        "vqa",
+    }
     assert set(model.tasks) == set(processor.tasks) == set(pipe.tasks) == names
     stored = {c["name"]: c for c in json.loads(open(f"{model_dir}/config.json").read())["task_cards"]}
     # closed sets read from a dataset column are stored as lists: running needs no dataset
@@ -148,11 +167,13 @@ def test_builtin_image_text_to_text_pipeline(model_dir, pipe, loaded):
     images = [e["image"] for e in pipe.tasks["emoji_caption"].head("test", 2)]
     prompt = "what does the image describe?"
     processor = loaded[1]
-    assert torch.equal(processor(images=images, text=[prompt] * 2)["input_ids"],
-                       processor(CAPTION, image=images)["input_ids"])
+    assert torch.equal(
+        processor(images=images, text=[prompt] * 2)["input_ids"], processor(CAPTION, image=images)["input_ids"]
+    )
     got = builtin(images=images, text=[prompt] * 2, max_new_tokens=8, num_beams=1, return_full_text=False)
-    assert [g["generated_text"] for g in got] == pipe(CAPTION, image=images, max_new_tokens=8, num_beams=1,
-                                                      batch_size=2)
+    assert [g["generated_text"] for g in got] == pipe(
+        CAPTION, image=images, max_new_tokens=8, num_beams=1, batch_size=2
+    )
     one = builtin(images=images[0], text=prompt, max_new_tokens=8, num_beams=1, return_full_text=False)
     assert one[0]["generated_text"] == pipe(CAPTION, image=images[0], max_new_tokens=8, num_beams=1)
 
@@ -164,7 +185,10 @@ def test_gpu_placement_gives_the_cpu_outputs(model_dir, pipe):
     card = pipe.tasks["grounding"]
     rows = [card.to_row(e) for e in card.head("test", 3)]
     inputs = {c: [row[c] for row in rows] for c in card.plan.columns("encoder")}
-    cpu_boxes, gpu_boxes = pipe(task="grounding", **inputs, batch_size=3), gpu(task="grounding", **inputs, batch_size=3)
+    cpu_boxes, gpu_boxes = (
+        pipe(task="grounding", **inputs, batch_size=3),
+        gpu(task="grounding", **inputs, batch_size=3),
+    )
     assert len(gpu_boxes) == 3 and all(abs(a - b) < 5 for x, y in zip(cpu_boxes, gpu_boxes) for a, b in zip(x, y))
     mnist = pipe.tasks["mnist"]
     images = [e["image"] for e in mnist.head("test", 3)]

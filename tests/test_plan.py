@@ -15,8 +15,10 @@ from ofa_plus.plan import RepeatPlan, SlotPlan
 CAPTION = "[IMAGE:image] what does the image describe? -> [TEXT:caption]"
 GROUNDING = '[IMAGE:img] which region does the text " [TEXT:cap] " describe? -> [BOX:region]'
 DETECT = "[IMAGE:image] what are the objects? -> ( [BOX:boxes] [TEXT:labels] )*"
-SENTIMENT = ('is the sentiment of text " [TEXT:sentence] " positive or negative? -> '
-             '[TEXT:sentence,no_loss] [TEXT:label,closed_set=positive|negative]')
+SENTIMENT = (
+    'is the sentiment of text " [TEXT:sentence] " positive or negative? -> '
+    "[TEXT:sentence,no_loss] [TEXT:label,closed_set=positive|negative]"
+)
 
 
 def _kinds(segments):
@@ -70,8 +72,12 @@ def test_prefix_and_scored_slots():
 def test_generator_kinds_and_defaults():
     cases = {
         CAPTION: ("text", 5, 32, None),
-        "[TEXT:premise] [TEXT:hypothesis] -> [TEXT:label,closed_set=yes|no|maybe]": ("closed_set", 1, 32,
-                                                                                   ("yes", "no", "maybe")),
+        "[TEXT:premise] [TEXT:hypothesis] -> [TEXT:label,closed_set=yes|no|maybe]": (
+            "closed_set",
+            1,
+            32,
+            ("yes", "no", "maybe"),
+        ),
         "[TEXT:question] -> [TEXT:answer,closed_set]": ("closed_set", 1, 32, None),
         GROUNDING: ("box", 1, 5, None),
         DETECT: ("sequence", 5, 128, None),
@@ -92,7 +98,9 @@ def test_repeat_plan():
     (repeat,) = segment.items
     assert isinstance(repeat, RepeatPlan)
     assert [(s.column, s.modality, s.in_repeat, s.scored) for s in repeat.slots()] == [
-        ("boxes", BoxModality, True, True), ("labels", TextModality, True, True)]
+        ("boxes", BoxModality, True, True),
+        ("labels", TextModality, True, True),
+    ]
     assert [s.column for s in template.targets()] == ["boxes", "labels"]
     assert not template.slots("encoder")[0].in_repeat
 
@@ -145,16 +153,19 @@ def _error(instruction, **kwargs) -> InstructionError:
     return info.value
 
 
-@pytest.mark.parametrize("instruction, slot, message", [
-    ("[TEXT:cap] -> [BOX:region]", "[BOX:region]", "needs an IMAGE slot"),
-    ('which region does " [TEXT:cap] " describe? -> [BOX:region]', "[BOX:region]", "needs an IMAGE"),
-    ("[TEXT:cap] region: [BOX:region] -> [TEXT:out]", "[BOX:region]", "needs an IMAGE"),
-    ("[TEXT:cap] -> [IMAGE:img]", "[IMAGE:img]", "cannot be generated"),
-    ("[IMAGE:a] [TEXT:t] -> [TEXT:x] [IMAGE:b]", "[IMAGE:b]", "cannot be generated"),
-    ("[IMAGE:a] -> [BOX:r,image=b]", "[BOX:r,image=b]", "image column 'b'"),
-    ("[TEXT:q] -> ( [IMAGE:i] [TEXT:l] )*", "[IMAGE:i]", "text-like"),
-    ("[IMAGE:a] -> [TEXT:x] ||| [TEXT:y] -> [BOX:r]", "[BOX:r]", "needs an IMAGE"),
-])
+@pytest.mark.parametrize(
+    "instruction, slot, message",
+    [
+        ("[TEXT:cap] -> [BOX:region]", "[BOX:region]", "needs an IMAGE slot"),
+        ('which region does " [TEXT:cap] " describe? -> [BOX:region]', "[BOX:region]", "needs an IMAGE"),
+        ("[TEXT:cap] region: [BOX:region] -> [TEXT:out]", "[BOX:region]", "needs an IMAGE"),
+        ("[TEXT:cap] -> [IMAGE:img]", "[IMAGE:img]", "cannot be generated"),
+        ("[IMAGE:a] [TEXT:t] -> [TEXT:x] [IMAGE:b]", "[IMAGE:b]", "cannot be generated"),
+        ("[IMAGE:a] -> [BOX:r,image=b]", "[BOX:r,image=b]", "image column 'b'"),
+        ("[TEXT:q] -> ( [IMAGE:i] [TEXT:l] )*", "[IMAGE:i]", "text-like"),
+        ("[IMAGE:a] -> [TEXT:x] ||| [TEXT:y] -> [BOX:r]", "[BOX:r]", "needs an IMAGE"),
+    ],
+)
 def test_errors_point_at_the_offending_slot(instruction, slot, message):
     err = _error(instruction)
     assert message in err.message

@@ -7,10 +7,10 @@ import sqlite3
 
 import pytest
 import torch
-from conftest import digit_image, shape_image, small_model
 from transformers import LogitsProcessor, LogitsProcessorList
 
 import ofa_plus.vocabulary as V
+from conftest import digit_image, shape_image, small_model
 from ofa_plus import OFAPlusProcessor, compile_plan
 from ofa_plus.modalities.base import SlotContext
 from ofa_plus.modalities.box import BoxModality
@@ -45,14 +45,23 @@ def test_closed_set_outputs_are_always_candidates(models, processor, images, see
     model = models[seed]
     pics = images + [digit_image(seed + 10)]
     questions = ["is there a red shape?", "what colour?", "digit?", "a triangle?", "is it a handwritten nine?"]
-    by_attribute = processor("[IMAGE:image] [TEXT:question] -> [TEXT:answer,closed_set=yes|no|maybe not]",
-                             image=pics, question=questions)
-    by_call = processor("[IMAGE:image] [TEXT:question] -> [TEXT:answer,closed_set]", image=pics, question=questions,
-                        closed_set=CANDIDATES)
+    by_attribute = processor(
+        "[IMAGE:image] [TEXT:question] -> [TEXT:answer,closed_set=yes|no|maybe not]", image=pics, question=questions
+    )
+    by_call = processor(
+        "[IMAGE:image] [TEXT:question] -> [TEXT:answer,closed_set]",
+        image=pics,
+        question=questions,
+        closed_set=CANDIDATES,
+    )
     assert by_attribute["constraints"].sequences == by_call["constraints"].sequences
     for inputs in (by_attribute, by_call):
-        for kwargs in (dict(num_beams=1), dict(num_beams=3), dict(num_beams=4, num_return_sequences=3),
-                       dict(num_beams=1, max_new_tokens=20)):
+        for kwargs in (
+            dict(num_beams=1),
+            dict(num_beams=3),
+            dict(num_beams=4, num_return_sequences=3),
+            dict(num_beams=1, max_new_tokens=20),
+        ):
             values = processor.postprocess(model.generate(**inputs, **kwargs), inputs)
             assert len(values) == len(pics)
             flat = [v for row in values for v in row] if kwargs.get("num_return_sequences") else values
@@ -67,7 +76,7 @@ def test_closed_set_outputs_are_always_candidates(models, processor, images, see
         assert set(processor.postprocess(out, by_attribute)) <= set(CANDIDATES)
     # pushing "maybe" selects the two-token candidate, not the one-token prefix "maybe"
     maybe = processor.tokenizer.encode_text("maybe")
-    boost = Boost(1, lambda step: maybe[step: step + 1] if step < len(maybe) else [V.EOS_ID])
+    boost = Boost(1, lambda step: maybe[step : step + 1] if step < len(maybe) else [V.EOS_ID])
     out = model.generate(**by_attribute, logits_processor=LogitsProcessorList([boost]))
     assert processor.postprocess(out, by_attribute) == ["maybe not"] * len(pics)
 
@@ -141,16 +150,28 @@ def test_box_labels_are_bins_of_the_original_image(processor):
     pics = [shape_image(50, 80), shape_image(300, 120)]
     inputs = processor(GROUNDING, img=pics, cap=["a", "b"], region=[(10, 20, 40, 70), (0, 0, 300, 120)])
     top = V.NUM_BINS - 1
-    assert inputs["labels"][0].tolist() == [V.BIN_OFFSET + round(c) for c in
-                                            (10 / 50 * top, 20 / 80 * top, 40 / 50 * top, 70 / 80 * top)] + [V.EOS_ID]
-    assert inputs["labels"][1].tolist() == [V.BIN_OFFSET, V.BIN_OFFSET, V.BIN_OFFSET + top, V.BIN_OFFSET + top,
-                                            V.EOS_ID]
+    assert inputs["labels"][0].tolist() == [
+        V.BIN_OFFSET + round(c) for c in (10 / 50 * top, 20 / 80 * top, 40 / 50 * top, 70 / 80 * top)
+    ] + [V.EOS_ID]
+    assert inputs["labels"][1].tolist() == [
+        V.BIN_OFFSET,
+        V.BIN_OFFSET,
+        V.BIN_OFFSET + top,
+        V.BIN_OFFSET + top,
+        V.EOS_ID,
+    ]
 
 
-@pytest.mark.parametrize("bad, message", [
-    ((0, 0, 301, 120), "outside"), ((-1, 0, 10, 10), "outside"), ((40, 20, 10, 70), "unordered"),
-    ((10, 70, 40, 20), "unordered"), ((1, 2, 3), "three numbers"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ((0, 0, 301, 120), "outside"),
+        ((-1, 0, 10, 10), "outside"),
+        ((40, 20, 10, 70), "unordered"),
+        ((10, 70, 40, 20), "unordered"),
+        ((1, 2, 3), "three numbers"),
+    ],
+)
 def test_bad_boxes_raise_naming_row_and_slot(processor, bad, message):
     pics = [shape_image(50, 80), shape_image(300, 120)]
     with pytest.raises(ValueError) as info:
@@ -192,8 +213,12 @@ def test_single_row_versus_batch(processor, images):
     # a repeat column: one row's value is a list of items
     detect = "[IMAGE:image] what are the objects? -> ( [BOX:boxes] [TEXT:labels] )*"
     one = processor(detect, image=images[0], boxes=[(1, 2, 3, 4)], labels=["dot"])
-    two = processor(detect, image=images[:2], boxes=[[(1, 2, 3, 4)], [(1, 2, 3, 4), (5, 6, 7, 8)]],
-                    labels=[["dot"], ["dot", "spot"]])
+    two = processor(
+        detect,
+        image=images[:2],
+        boxes=[[(1, 2, 3, 4)], [(1, 2, 3, 4), (5, 6, 7, 8)]],
+        labels=[["dot"], ["dot", "spot"]],
+    )
     assert one["labels"].shape[0] == 1 and two["labels"].shape[0] == 2
 
 
@@ -215,8 +240,12 @@ def test_mismatched_lengths_and_missing_columns(processor, images):
         processor.process_rows(compile_plan("[IMAGE:image] [TEXT:question] -> [TEXT:answer]"), rows)
     # repeat columns of one row must have equal lengths
     with pytest.raises(ValueError, match=r"row 0.*equal lengths"):
-        processor("[IMAGE:image] -> ( [BOX:boxes] [TEXT:labels] )*", image=images[0],
-                  boxes=[(1, 2, 3, 4), (1, 2, 3, 4)], labels=["one"])
+        processor(
+            "[IMAGE:image] -> ( [BOX:boxes] [TEXT:labels] )*",
+            image=images[0],
+            boxes=[(1, 2, 3, 4), (1, 2, 3, 4)],
+            labels=["one"],
+        )
 
 
 # ----------------------------------------------------------------------------------------- repeat
@@ -253,8 +282,10 @@ def test_repeat_training_labels_and_postprocess(processor):
 
 
 # ---------------------------------------------------------------------------------- no_loss prefix
-SENTIMENT = ('is the sentiment of text " [TEXT:sentence] " positive or negative? -> '
-             '[TEXT:sentence,no_loss] [TEXT:label,closed_set=positive|negative]')
+SENTIMENT = (
+    'is the sentiment of text " [TEXT:sentence] " positive or negative? -> '
+    "[TEXT:sentence,no_loss] [TEXT:label,closed_set=positive|negative]"
+)
 SENTENCES = ["good movie", "an utterly boring , far too long and badly acted film", "fine", "i loved every minute"]
 
 
@@ -272,7 +303,7 @@ def test_no_loss_prefix_labels_and_decoder_prompt(processor):
         prompt = [V.BOS_ID] + processor.tokenizer.encode_text(sentence)
         assert inference.rows[row].prompt_length == len(prompt)
         assert inference["decoder_input_ids"][row, : len(prompt)].tolist() == prompt
-        assert inference["decoder_input_ids"][row, len(prompt):].eq(V.PAD_ID).all()
+        assert inference["decoder_input_ids"][row, len(prompt) :].eq(V.PAD_ID).all()
 
 
 @pytest.mark.parametrize("seed", SEEDS[:2])
@@ -287,26 +318,32 @@ def test_prefix_rows_of_different_lengths_generate_like_one_by_one(models, proce
             for sentence in SENTENCES:
                 single = processor(instruction, sentence=sentence)
                 generated = model.generate(**single, **kwargs)
-                assert generated[0, : single.rows[0].prompt_length].tolist() == \
-                    single["decoder_input_ids"][0].tolist()  # the prompt is fed, then continued
+                assert (
+                    generated[0, : single.rows[0].prompt_length].tolist() == single["decoder_input_ids"][0].tolist()
+                )  # the prompt is fed, then continued
                 alone += processor.postprocess(generated, single)
             assert together == alone, (instruction, kwargs)
             if instruction == SENTIMENT:
                 assert set(together) <= {"positive", "negative"}
         # several sequences per row come back grouped per row, in row order
-        many = processor.postprocess(model.generate(**batch, num_beams=2, num_return_sequences=2,
-                                                    max_new_tokens=6), batch)
+        many = processor.postprocess(
+            model.generate(**batch, num_beams=2, num_return_sequences=2, max_new_tokens=6), batch
+        )
         assert len(many) == len(SENTENCES) and all(len(r) == 2 for r in many)
         single = processor(instruction, sentence=SENTENCES[1])
-        assert many[1] == processor.postprocess(model.generate(**single, num_beams=2, num_return_sequences=2,
-                                                               max_new_tokens=6), single)[0]
+        assert (
+            many[1]
+            == processor.postprocess(
+                model.generate(**single, num_beams=2, num_return_sequences=2, max_new_tokens=6), single
+            )[0]
+        )
 
 
 # ----------------------------------------------------------------------------------------- STRUCT
 def _encoder_text(processor, inputs, row=0):
     ids = inputs["input_ids"][row].tolist()
     assert ids[0] == V.BOS_ID and V.EOS_ID in ids
-    return processor.tokenizer.decode_text(ids[1: ids.index(V.EOS_ID)])
+    return processor.tokenizer.decode_text(ids[1 : ids.index(V.EOS_ID)])
 
 
 def test_struct_tables_linearise(processor):
@@ -316,8 +353,10 @@ def test_struct_tables_linearise(processor):
     assert _encoder_text(processor, inputs, 0) == "name : age | ann : 31 | bob : 7"
     assert _encoder_text(processor, inputs, 1) == "people | name : age | ann : 31 | bob : 7"
     assert _encoder_text(processor, inputs, 2) == "already : linear"
-    schema = {"db_id": "zoo", "tables": {"animal": {"columns": ["name", "legs"],
-                                                    "values": {"name": ["cat", "emu", "ant"]}}}}
+    schema = {
+        "db_id": "zoo",
+        "tables": {"animal": {"columns": ["name", "legs"], "values": {"name": ["cat", "emu", "ant"]}}},
+    }
     inputs = processor("[STRUCT:db,max_values=2] -> [TEXT:sql]", db=schema)
     assert _encoder_text(processor, inputs) == "zoo | animal : name ( cat , emu ) , legs"
     with pytest.raises(ValueError, match=r"row 0.*\[STRUCT:table\]"):
@@ -339,8 +378,10 @@ def test_struct_sqlite_database(processor, tmp_path):
     by_pathlike = processor("[STRUCT:db] -> [TEXT:sql]", db=path)
     assert torch.equal(by_pathlike["input_ids"], by_path["input_ids"])
     by_connection = processor("[STRUCT:db,max_values=3] -> [TEXT:sql]", db=conn)
-    assert _encoder_text(processor, by_connection) == \
-        "main | clerks : clerk ( eve ) | items : name ( apple , pear , fig ) , price ( 3 , 4 , 5 )"
+    assert (
+        _encoder_text(processor, by_connection)
+        == "main | clerks : clerk ( eve ) | items : name ( apple , pear , fig ) , price ( 3 , 4 , 5 )"
+    )
     no_values = processor("[STRUCT:db,max_values=0] -> [TEXT:sql]", db=str(path))
     assert _encoder_text(processor, no_values) == "shop | clerks : clerk | items : name , price"
     full = processor(text2sql, question="cheapest item?", db=str(path), sql="select name from items order by price")

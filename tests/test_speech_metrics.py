@@ -11,11 +11,20 @@ import numpy as np
 import pytest
 from torchcodec.decoders import AudioDecoder
 
-from ofa_plus.metrics import (METRICS, baseline_name, best_constant_baseline, compute_metrics, log_mel,
-                              mel_cepstral_distortion, normalize_transcript, trivial_baseline, word_error_rate)
+from ofa_plus.metrics import (
+    METRICS,
+    baseline_name,
+    best_constant_baseline,
+    compute_metrics,
+    log_mel,
+    mel_cepstral_distortion,
+    normalize_transcript,
+    trivial_baseline,
+    word_error_rate,
+)
 
 ALSA = "/usr/share/sounds/alsa"
-K = 10 * math.sqrt(2) / math.log(10)   # MCD's dB factor, 6.1415...
+K = 10 * math.sqrt(2) / math.log(10)  # MCD's dB factor, 6.1415...
 BINS = 80
 
 
@@ -26,6 +35,7 @@ def score(name, predictions, references):
 # --------------------------------------------------------------------------------------------------
 # wer
 # --------------------------------------------------------------------------------------------------
+
 
 def test_transcript_normalisation():
     assert normalize_transcript("  The Cat's  hat, \u201cisn\u2019t\u201d it?  ") == "the cat's hat isn't it"
@@ -47,7 +57,7 @@ def test_wer_by_hand():
 def test_wer_none_is_an_empty_transcript_and_wer_can_exceed_100():
     assert score("wer", [None, "b c"], ["x y", "b c"]) == pytest.approx(100 * 2 / 4)
     assert score("wer", [None], ["one two three"]) == 100.0
-    assert score("wer", ["b c d"], ["a"]) == pytest.approx(300.0)   # 1 substitution + 2 insertions of 1 word
+    assert score("wer", ["b c d"], ["a"]) == pytest.approx(300.0)  # 1 substitution + 2 insertions of 1 word
 
 
 def test_wer_several_references_takes_the_closest():
@@ -74,6 +84,7 @@ def test_wer_and_mcd_are_lower_is_better_and_the_baseline_knows_it():
 # --------------------------------------------------------------------------------------------------
 # mcd on log-mel arrays
 # --------------------------------------------------------------------------------------------------
+
 
 def cepstrum(k: int, value: float) -> np.ndarray:
     """A log-mel-power frame whose cepstrum is `value` at coefficient k and 0 elsewhere (k >= 1).
@@ -109,7 +120,7 @@ def test_mcd_of_one_cepstral_coefficient_by_hand():
 def test_mcd_aligns_frames_by_dynamic_time_warping():
     rng = np.random.default_rng(1)
     reference = rng.normal(size=(12, BINS))
-    slower = np.repeat(reference, 2, axis=0)   # the same frames, each held twice
+    slower = np.repeat(reference, 2, axis=0)  # the same frames, each held twice
     assert mel_cepstral_distortion([slower], [reference]) == pytest.approx(0.0, abs=1e-6)
     # by hand: c1 = 0, 1, 2 in the reference and 0, 2 in the prediction. Distances |p - r|:
     #   p=0: 0 1 2      cheapest path (0,0) (0,1) (1,2) or (0,0) (1,1) (1,2): 0 + 1 + 0 = 1 over
@@ -134,6 +145,7 @@ def test_mcd_rejects_bad_shapes():
 # mcd on real speech
 # --------------------------------------------------------------------------------------------------
 
+
 def espeak(text: str, voice: str = "en-us") -> dict:
     """espeak-ng speech as the pipeline returns audio: {"audio": float array, "sampling_rate": int}."""
     data = subprocess.run(["espeak-ng", "-v", voice, "--stdout", text], capture_output=True, check=True).stdout
@@ -144,17 +156,30 @@ def espeak(text: str, voice: str = "en-us") -> dict:
 
 def test_log_mel_is_the_tts_target_analysis():
     # torchaudio's MelSpectrogram with the TTS target settings (the model config's defaults) is the reference
-    import torch
     import torchaudio
 
     samples, rate = AudioDecoder(f"{ALSA}/Front_Center.wav").get_all_samples().data[0], 48000
     wave16 = torchaudio.functional.resample(samples, rate, 16000)
-    reference = torchaudio.transforms.MelSpectrogram(16000, n_fft=1024, win_length=1024, hop_length=256, f_min=80.0,
-                                                     f_max=7600.0, n_mels=80, power=2.0, norm="slaney",
-                                                     mel_scale="slaney")(wave16).clamp(min=1e-5).log().T
+    reference = (
+        torchaudio.transforms.MelSpectrogram(
+            16000,
+            n_fft=1024,
+            win_length=1024,
+            hop_length=256,
+            f_min=80.0,
+            f_max=7600.0,
+            n_mels=80,
+            power=2.0,
+            norm="slaney",
+            mel_scale="slaney",
+        )(wave16)
+        .clamp(min=1e-5)
+        .log()
+        .T
+    )
     ours = log_mel({"array": samples.numpy(), "sampling_rate": rate})
     assert ours.shape == tuple(reference.shape)
-    assert np.abs(ours - reference.double().numpy()).max() < 1e-2   # float64 here, float32 there
+    assert np.abs(ours - reference.double().numpy()).max() < 1e-2  # float64 here, float32 there
 
 
 def test_a_prediction_s_own_mel_is_scored_before_the_vocoder():
@@ -170,7 +195,10 @@ def test_an_empty_generation_scores_as_silence():
     reference = espeak("good morning")
     silence = score("mcd", [None], [reference])
     assert score("mcd", [{"audio": np.zeros(0, dtype=np.float32), "sampling_rate": 16000}], [reference]) == silence
-    assert score("mcd", [{"audio": np.zeros(0), "sampling_rate": 16000, "mel": np.zeros((0, BINS))}], [reference]) == silence
+    assert (
+        score("mcd", [{"audio": np.zeros(0), "sampling_rate": 16000, "mel": np.zeros((0, BINS))}], [reference])
+        == silence
+    )
     with pytest.raises(ValueError, match="reference of row 0: the audio is empty"):
         score("mcd", [reference], [{"audio": np.zeros(0), "sampling_rate": 16000}])
 
@@ -194,7 +222,7 @@ def test_log_mel_frames_and_resampling():
 
 
 def test_mcd_on_real_speech():
-    center = AudioDecoder(f"{ALSA}/Front_Center.wav")   # what a datasets Audio() column yields
+    center = AudioDecoder(f"{ALSA}/Front_Center.wav")  # what a datasets Audio() column yields
     same = score("mcd", [{"path": f"{ALSA}/Front_Center.wav"}], [center])
     other_words = score("mcd", [{"path": f"{ALSA}/Front_Left.wav"}], [center])
     silence = score("mcd", [None], [center])
@@ -208,7 +236,7 @@ def test_mcd_on_real_speech():
 
 
 def test_mean_log_mel_baseline():
-    targets = [np.zeros((2, BINS)), np.ones((4, BINS))]   # log-mel arrays count as audio targets
+    targets = [np.zeros((2, BINS)), np.ones((4, BINS))]  # log-mel arrays count as audio targets
     guess = trivial_baseline(targets, 1)[0]
     # mean frame over all 6 frames is 4/6; length is the mean clip length, 3 frames
     assert guess.shape == (3, BINS) and np.allclose(guess, 4 / 6)
@@ -216,8 +244,8 @@ def test_mean_log_mel_baseline():
     clips = [espeak(text) for text in ("good morning", "where is the station", "it is raining again today")]
     scores, answer = best_constant_baseline(["mcd"], clips, clips)
     assert answer.shape[1] == BINS
-    assert scores["mcd"] < score("mcd", [None] * 3, clips)            # better than silence
-    assert scores["mcd"] > 0.5                                        # and far from the clips themselves
+    assert scores["mcd"] < score("mcd", [None] * 3, clips)  # better than silence
+    assert scores["mcd"] > 0.5  # and far from the clips themselves
 
 
 def test_mcd_constants_are_the_tts_target_defaults():

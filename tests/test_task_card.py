@@ -49,34 +49,55 @@ def test_saved_card_round_trips_without_its_dataset(suite):
     assert restored.instruction == card.instruction
 
 
-@pytest.mark.parametrize("mutate, key, words", [
-    (lambda c: c.update(epochs=3), "epochs", "unknown key"),
-    (lambda c: c.pop("instruction"), "instruction", "missing"),
-    (lambda c: c.update(instruction="[IMAGE:image] -> [TEXT:label"), "instruction", "never closed"),
-    (lambda c: c["dataset"].update(revision="main"), "dataset.revision", "unknown key"),
-    (lambda c: c["dataset"].update(path="/nonexistent/data"), "dataset.path", "cannot load"),
-    (lambda c: c["dataset"].update(splits={"train": "train", "test": "heldout"}), "dataset.splits.test",
-     "not in the dataset"),
-    (lambda c: c["dataset"].update(splits={"train": "train", "dev": "validation"}), "dataset.splits.dev",
-     "unknown role"),
-    (lambda c: c.update(columns={"label": "digit_name"}), "columns.label", "no column 'digit_name'"),
-    (lambda c: c.update(columns={"caption": "label"}), "columns.caption", "no slot 'caption'"),
-    (lambda c: c.update(columns={"label": {"column": "label", "transform": "upper"}}), "columns.label.transform",
-     "unknown transform"),
-    (lambda c: c.update(instruction="[IMAGE:photo] what does the image describe? -> [TEXT:label,closed_set]"),
-     "columns.photo", "no column 'photo' to fill slot 'photo'"),
-    (lambda c: c.update(metrics=["accuracy", "f1_macro"]), "metrics[1]", "unknown metric"),
-    (lambda c: c.update(metrics=["sql_execution_match"]), "metrics", "reads column 'db_path'"),
-    (lambda c: c.update(references="answers"), "references", "no column 'answers'"),
-    (lambda c: c["generation"].update(closed_set={"column": "answer"}), "generation.closed_set.column",
-     "no column 'answer'"),
-    (lambda c: c["generation"].update(closed_set={"file": "labels.txt"}), "generation.closed_set.file",
-     "does not exist"),
-    (lambda c: c["generation"].update(temperature=0.7), "generation.temperature", "unknown key"),
-    (lambda c: c["training"].update(batch_size=0), "training.batch_size", "positive"),
-    (lambda c: c["training"].update(epochs=2), "training.epochs", "unknown key"),
-    (lambda c: c.update(settings={"question": {"max_length": 8}}), "settings.question", "no slot"),
-])
+@pytest.mark.parametrize(
+    "mutate, key, words",
+    [
+        (lambda c: c.update(epochs=3), "epochs", "unknown key"),
+        (lambda c: c.pop("instruction"), "instruction", "missing"),
+        (lambda c: c.update(instruction="[IMAGE:image] -> [TEXT:label"), "instruction", "never closed"),
+        (lambda c: c["dataset"].update(revision="main"), "dataset.revision", "unknown key"),
+        (lambda c: c["dataset"].update(path="/nonexistent/data"), "dataset.path", "cannot load"),
+        (
+            lambda c: c["dataset"].update(splits={"train": "train", "test": "heldout"}),
+            "dataset.splits.test",
+            "not in the dataset",
+        ),
+        (
+            lambda c: c["dataset"].update(splits={"train": "train", "dev": "validation"}),
+            "dataset.splits.dev",
+            "unknown role",
+        ),
+        (lambda c: c.update(columns={"label": "digit_name"}), "columns.label", "no column 'digit_name'"),
+        (lambda c: c.update(columns={"caption": "label"}), "columns.caption", "no slot 'caption'"),
+        (
+            lambda c: c.update(columns={"label": {"column": "label", "transform": "upper"}}),
+            "columns.label.transform",
+            "unknown transform",
+        ),
+        (
+            lambda c: c.update(instruction="[IMAGE:photo] what does the image describe? -> [TEXT:label,closed_set]"),
+            "columns.photo",
+            "no column 'photo' to fill slot 'photo'",
+        ),
+        (lambda c: c.update(metrics=["accuracy", "f1_macro"]), "metrics[1]", "unknown metric"),
+        (lambda c: c.update(metrics=["sql_execution_match"]), "metrics", "reads column 'db_path'"),
+        (lambda c: c.update(references="answers"), "references", "no column 'answers'"),
+        (
+            lambda c: c["generation"].update(closed_set={"column": "answer"}),
+            "generation.closed_set.column",
+            "no column 'answer'",
+        ),
+        (
+            lambda c: c["generation"].update(closed_set={"file": "labels.txt"}),
+            "generation.closed_set.file",
+            "does not exist",
+        ),
+        (lambda c: c["generation"].update(temperature=0.7), "generation.temperature", "unknown key"),
+        (lambda c: c["training"].update(batch_size=0), "training.batch_size", "positive"),
+        (lambda c: c["training"].update(epochs=2), "training.epochs", "unknown key"),
+        (lambda c: c.update(settings={"question": {"max_length": 8}}), "settings.question", "no slot"),
+    ],
+)
 def test_card_mistakes_are_named_at_load_time(digits, tmp_path, mutate, key, words):
     card = copy.deepcopy(digits)
     mutate(card)
@@ -100,21 +121,25 @@ def test_column_transforms_and_repeat_patterns(tmp_path):
 
     rows = [{"picture": "a.png", "captions": ["a cat", "a kitten"], "boxes": [[1, 2, 3, 4]], "names": ["cat"]}]
     datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "data"))
-    card = TaskCard.from_dict({
-        "name": "detect",
-        "instruction": "[IMAGE:image] what are the objects in the image? -> ( [BOX:boxes] [TEXT:labels] )*",
-        "dataset": {"path": str(tmp_path / "data"), "splits": {"train": "train"}},
-        "columns": {"image": "picture", "labels": "names"},
-    })
+    card = TaskCard.from_dict(
+        {
+            "name": "detect",
+            "instruction": "[IMAGE:image] what are the objects in the image? -> ( [BOX:boxes] [TEXT:labels] )*",
+            "dataset": {"path": str(tmp_path / "data"), "splits": {"train": "train"}},
+            "columns": {"image": "picture", "labels": "names"},
+        }
+    )
     assert card.to_row(rows[0])["labels"] == ["cat"] and card.to_row(rows[0])["boxes"] == [[1, 2, 3, 4]]
     assert card.plan.generator.kind == "sequence"
-    joined = TaskCard.from_dict({
-        "name": "caption",
-        "instruction": "[IMAGE:image] what does the image describe? -> [TEXT:caption]",
-        "dataset": {"path": str(tmp_path / "data"), "splits": {"train": "train"}},
-        "columns": {"image": "picture", "caption": {"column": "captions", "transform": "first"}},
-        "references": "captions",
-    })
+    joined = TaskCard.from_dict(
+        {
+            "name": "caption",
+            "instruction": "[IMAGE:image] what does the image describe? -> [TEXT:caption]",
+            "dataset": {"path": str(tmp_path / "data"), "splits": {"train": "train"}},
+            "columns": {"image": "picture", "caption": {"column": "captions", "transform": "first"}},
+            "references": "captions",
+        }
+    )
     row = joined.to_row(rows[0])
     assert row["caption"] == "a cat" and row["references"] == ["a cat", "a kitten"]
 

@@ -41,9 +41,10 @@ def tok() -> OFAPlusTokenizer:
 
 def _register_auto_classes():
     """What the package __init__ does: register config + tokenizer with the Auto classes (guarded)."""
-    import ofa_plus  # noqa: F401  (its __init__ may already register everything)
     from transformers import AutoConfig, AutoTokenizer
     from transformers.models.auto.tokenization_auto import REGISTERED_TOKENIZER_CLASSES
+
+    import ofa_plus  # noqa: F401  (its __init__ may already register everything)
 
     if REGISTERED_TOKENIZER_CLASSES.get("OFAPlusTokenizer") is OFAPlusTokenizer:
         return
@@ -65,10 +66,18 @@ def _register_auto_classes():
 # ------------------------------------------------------------------------------------------ layout
 def test_layout_ids(tok):
     assert (tok.pad_token_id, tok.bos_token_id, tok.eos_token_id, tok.unk_token_id, tok.mask_token_id) == (
-        0, 1, 2, 3, 4,
+        0,
+        1,
+        2,
+        3,
+        4,
     )
     assert (tok.pad_token, tok.bos_token, tok.eos_token, tok.unk_token, tok.mask_token) == (
-        "<pad>", "<s>", "</s>", "<unk>", "<mask>",
+        "<pad>",
+        "<s>",
+        "</s>",
+        "<unk>",
+        "<mask>",
     )
     assert tok.text_offset == V.TEXT_OFFSET == 9512
     assert tok.num_text_pieces == 8000
@@ -229,7 +238,10 @@ def test_train_small_tokenizer(tmp_path):
 def test_cli_help():
     res = subprocess.run(
         [sys.executable, "-m", "ofa_plus.tokenization_ofa_plus", "--help"],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert res.returncode == 0, res.stderr
     assert "--output" in res.stdout and "--corpus" in res.stdout and "--vocab-size" in res.stdout
@@ -240,9 +252,21 @@ def test_cli_trains_from_corpus_file(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(itertools.islice(default_corpus(), 300)) + "\n", encoding="utf-8")
     res = subprocess.run(
-        [sys.executable, "-m", "ofa_plus.tokenization_ofa_plus", "--output", str(tmp_path / "tok"),
-         "--corpus", str(corpus), "--vocab-size", "400"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "ofa_plus.tokenization_ofa_plus",
+            "--output",
+            str(tmp_path / "tok"),
+            "--corpus",
+            str(corpus),
+            "--vocab-size",
+            "400",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert res.returncode == 0, res.stderr
     t = OFAPlusTokenizer.from_pretrained(tmp_path / "tok")

@@ -27,14 +27,32 @@ pytest.importorskip("sklearn")
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, "-m", "ofa_plus.train", "--image-size", "64", "--dropout", "0.1", "--lr", "1e-3"]
 EVALUATE = [sys.executable, str(ROOT / "evaluation" / "run.py")]
-ACCELERATE_2 = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+ACCELERATE_2 = [
+    sys.executable,
+    "-m",
+    "accelerate.commands.launch",
+    "--multi_gpu",
+    "--num_processes",
+    "2",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+]
 
 
 def env() -> dict:
     # one thread per process: the same arithmetic in every run, and two processes fit two cores
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1",
-            "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)}
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "ACCELERATE_USE_CPU": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": str(ROOT),
+    }
 
 
 def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -58,8 +76,13 @@ def test_resume_after_sigkill_ends_with_the_weights_of_an_uninterrupted_run(suit
     run(TRAIN + common + ["--output", str(tmp_path / "straight")])
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen(TRAIN + common + ["--output", str(killed)], cwd=ROOT, env=env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        TRAIN + common + ["--output", str(killed)],
+        cwd=ROOT,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     marker = killed / "checkpoints" / "step_4" / "train_state_done"
     deadline = time.time() + 300
     while not marker.exists() and process.poll() is None and time.time() < deadline:
@@ -77,8 +100,11 @@ def test_resume_after_sigkill_ends_with_the_weights_of_an_uninterrupted_run(suit
     for name in straight:
         torch.testing.assert_close(again[name], straight[name], rtol=1e-5, atol=1e-6, msg=name)
     # the same loss curve, step for step
-    curve = lambda d: [(r["step"], r["task_loss"]) for r in map(json.loads, (d / "log.jsonl").read_text().splitlines())
-                       if "task_loss" in r]
+    curve = lambda d: [
+        (r["step"], r["task_loss"])
+        for r in map(json.loads, (d / "log.jsonl").read_text().splitlines())
+        if "task_loss" in r
+    ]
     first, second = curve(tmp_path / "straight"), curve(killed)
     assert [s for s, _ in first] == [s for s, _ in second] == list(range(12))
     for (_, a), (_, b) in zip(first, second):
@@ -88,8 +114,21 @@ def test_resume_after_sigkill_ends_with_the_weights_of_an_uninterrupted_run(suit
 @pytest.mark.slow
 def test_two_processes_train_and_evaluate_like_one(suite, tmp_path):
     out = tmp_path / "ddp"
-    trained = run(ACCELERATE_2 + ["-m", "ofa_plus.train", "--image-size", "64", "--cards", str(suite),
-                                  "--max-steps", "6", "--output", str(out)])
+    trained = run(
+        ACCELERATE_2
+        + [
+            "-m",
+            "ofa_plus.train",
+            "--image-size",
+            "64",
+            "--cards",
+            str(suite),
+            "--max-steps",
+            "6",
+            "--output",
+            str(out),
+        ]
+    )
     assert "on 2 process(es)" in trained.stdout  # `accelerate launch --cpu` would have started one
     assert (out / "final" / "model.safetensors").exists()
     assert sorted(p.name for p in (out / "loss_curves").iterdir()) == ["characters.png", "digits.png"]
@@ -97,8 +136,10 @@ def test_two_processes_train_and_evaluate_like_one(suite, tmp_path):
     one = tmp_path / "one.json"
     two = tmp_path / "two.json"
     run(EVALUATE + ["--model", str(out / "final"), "--output", str(one), "--limit", "20"])
-    evaluated = run(ACCELERATE_2 + [str(ROOT / "evaluation" / "run.py"), "--model", str(out / "final"),
-                                    "--output", str(two), "--limit", "20"])
+    evaluated = run(
+        ACCELERATE_2
+        + [str(ROOT / "evaluation" / "run.py"), "--model", str(out / "final"), "--output", str(two), "--limit", "20"]
+    )
     assert "evaluated 2 tasks" in evaluated.stdout
     results = [json.loads(p.read_text())["results"] for p in (one, two)]
     assert [(r["task"], r["rows"]) for r in results[0]] == [("characters", 16), ("digits", 20)]
@@ -108,8 +149,11 @@ def test_two_processes_train_and_evaluate_like_one(suite, tmp_path):
     # the model-index block is what huggingface_hub's model-card classes read back
     index = json.loads(one.read_text())["model_index"]
     parsed = model_index_to_eval_results(index)[1]
-    assert {(r.task_name, r.metric_type) for r in parsed} == {("characters", "exact_match"), ("characters", "bleu"),
-                                                                ("digits", "accuracy")}
+    assert {(r.task_name, r.metric_type) for r in parsed} == {
+        ("characters", "exact_match"),
+        ("characters", "bleu"),
+        ("digits", "accuracy"),
+    }
     accuracy = next(r for r in parsed if r.task_name == "digits")
     assert accuracy.metric_value == round(results[0][1]["scores"]["accuracy"], 2)
     card = ModelCard("---\n" + yaml.safe_dump({"model-index": index}) + "---\n")
@@ -119,8 +163,21 @@ def test_two_processes_train_and_evaluate_like_one(suite, tmp_path):
 @pytest.mark.slow
 def test_corrupt_images_are_skipped_counted_and_reported(tmp_path):
     cards = write_toy_suite(tmp_path, digits_rows=120, corrupt_rows=(3, 7))
-    done = run(TRAIN + ["--cards", str(cards), "--max-steps", "6", "--limit-rows", "16", "--tasks-per-step", "4",
-                        "--output", str(tmp_path / "run")])
+    done = run(
+        TRAIN
+        + [
+            "--cards",
+            str(cards),
+            "--max-steps",
+            "6",
+            "--limit-rows",
+            "16",
+            "--tasks-per-step",
+            "4",
+            "--output",
+            str(tmp_path / "run"),
+        ]
+    )
     skipped = json.loads((tmp_path / "run" / "skipped_rows.json").read_text())
     assert {s["index"] for s in skipped} == {3, 7}
     assert all(s["task"] == "digits" and "cannot read image" in s["reason"] for s in skipped)
@@ -134,8 +191,18 @@ def test_trained_model_carries_its_cards(suite, tmp_path):
     config = json.loads((tmp_path / "run" / "final" / "config.json").read_text())
     saved = {c["name"]: c for c in config["task_cards"]}
     assert sorted(saved) == ["characters", "digits"]
-    assert saved["digits"]["generation"]["closed_set"] == ["eight", "five", "four", "nine", "one", "seven", "six",
-                                                           "three", "two", "zero"]
+    assert saved["digits"]["generation"]["closed_set"] == [
+        "eight",
+        "five",
+        "four",
+        "nine",
+        "one",
+        "seven",
+        "six",
+        "three",
+        "two",
+        "zero",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- batching
@@ -149,7 +216,9 @@ def test_bucketed_batches_cover_every_row_once_and_cut_padding():
 
     def padding(batches):
         return sum(int(lengths[b].max()) * len(b) - int(lengths[b].sum()) for b in batches) / sum(
-            int(lengths[b].max()) * len(b) for b in batches)
+            int(lengths[b].max()) * len(b) for b in batches
+        )
+
     assert padding(bucketed) < 0.1 < 0.3 < padding(shuffled)
     again = bucketed_batches(lengths, 16, np.random.default_rng(1))
     assert all((a == b).all() for a, b in zip(bucketed, again))
@@ -159,6 +228,7 @@ def test_task_sampling_follows_weights_and_temperature():
     class Card:  # only the training weight matters here
         def __init__(self, weight):
             self.training = type("T", (), {"weight": weight})()
+
     cards = [Card(1.0), Card(3.0)]
     assert task_probabilities(cards).tolist() == [0.25, 0.75]
     assert np.allclose(task_probabilities(cards, temperature=1e9), [0.5, 0.5])

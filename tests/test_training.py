@@ -26,8 +26,10 @@ CHARACTER_NAME = 'what is the name of the character " [TEXT:character] "? -> [TE
 def build_rows(seed: int = 0):
     digits = sklearn_datasets.load_digits()
     rng = random.Random(seed)
-    caption = [{"image": digit_sprite(img, 32), "caption": DIGIT_NAMES[label]}
-               for img, label in zip(digits.images[:400], digits.target[:400])]
+    caption = [
+        {"image": digit_sprite(img, 32), "caption": DIGIT_NAMES[label]}
+        for img, label in zip(digits.images[:400], digits.target[:400])
+    ]
     grounding = []
     for k in range(400):
         canvas = Image.new("RGB", (96, 80), "white")

@@ -86,8 +86,17 @@ def test_mel_targets_equal_torchaudio_log_mel(speech):
     for row, path in enumerate([speech[0], speech[2]]):
         audio, rate = read_wav(path)
         resampled = torchaudio.functional.resample(torch.from_numpy(audio), rate, 16000)
-        mel = torchaudio.transforms.MelSpectrogram(16000, n_fft=1024, win_length=1024, hop_length=256, f_min=80.0,
-                                                   f_max=7600.0, n_mels=80, norm="slaney", mel_scale="slaney")
+        mel = torchaudio.transforms.MelSpectrogram(
+            16000,
+            n_fft=1024,
+            win_length=1024,
+            hop_length=256,
+            f_min=80.0,
+            f_max=7600.0,
+            n_mels=80,
+            norm="slaney",
+            mel_scale="slaney",
+        )
         expected = mel(resampled).clamp(min=1e-5).log().T
         length = int(batch["mel_lengths"][row])
         assert length == len(expected) == 1 + len(resampled) // 256
@@ -104,8 +113,9 @@ def test_mel_targets_equal_torchaudio_log_mel(speech):
     valid = torch.cat([again["mel_labels"][row, : again["mel_lengths"][row]] for row in range(2)])
     torch.testing.assert_close(valid.mean(dim=0), torch.zeros(80), atol=1e-4, rtol=0)
     torch.testing.assert_close(valid.std(dim=0)[torch.tensor(std) > 1e-3], torch.ones(80)[torch.tensor(std) > 1e-3])
-    torch.testing.assert_close(again["mel_labels"][0, :5], (batch["mel_labels"][0, :5] - torch.tensor(mean)) /
-                               torch.tensor(std))
+    torch.testing.assert_close(
+        again["mel_labels"][0, :5], (batch["mel_labels"][0, :5] - torch.tensor(mean)) / torch.tensor(std)
+    )
 
 
 def test_bad_audio_targets_name_the_row_and_slot(speech, tmp_path):

@@ -16,11 +16,13 @@ DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "e
 
 
 def _splits(rows: list[dict], features: datasets.Features, test: int) -> datasets.DatasetDict:
-    return datasets.DatasetDict({
-        "train": datasets.Dataset.from_list(rows[2 * test:], features=features),
-        "validation": datasets.Dataset.from_list(rows[:test], features=features),
-        "test": datasets.Dataset.from_list(rows[test: 2 * test], features=features),
-    })
+    return datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_list(rows[2 * test :], features=features),
+            "validation": datasets.Dataset.from_list(rows[:test], features=features),
+            "test": datasets.Dataset.from_list(rows[test : 2 * test], features=features),
+        }
+    )
 
 
 def write_toy_suite(folder: Path, digits_rows: int = 300, corrupt_rows: tuple[int, ...] = ()) -> Path:
@@ -46,27 +48,40 @@ def write_toy_suite(folder: Path, digits_rows: int = 300, corrupt_rows: tuple[in
         name = unicodedata.name(chr(code), "")
         if name:
             names.append({"character": chr(code), "name": name.lower(), "references": [name.lower()]})
-    features = datasets.Features({"character": datasets.Value("string"), "name": datasets.Value("string"),
-                                  "references": datasets.Sequence(datasets.Value("string"))})
+    features = datasets.Features(
+        {
+            "character": datasets.Value("string"),
+            "name": datasets.Value("string"),
+            "references": datasets.Sequence(datasets.Value("string")),
+        }
+    )
     _splits(names, features, 16).save_to_disk(str(folder / "data" / "characters"))
 
     cards = folder / "cards"
     cards.mkdir(parents=True, exist_ok=True)
-    (cards / "digits.yaml").write_text(yaml.safe_dump({
-        "name": "digits",
-        "instruction": "[IMAGE:image] what does the image describe? -> [TEXT:label,closed_set]",
-        "dataset": {"path": str(folder / "data" / "digits")},
-        "metrics": ["accuracy"],
-        "generation": {"closed_set": {"column": "label"}},
-        "training": {"batch_size": 8, "eval_batch_size": 16},
-    }))
-    (cards / "characters.yaml").write_text(yaml.safe_dump({
-        "name": "characters",
-        "instruction": 'what is the name of the character " [TEXT:character] "? -> [TEXT:name]',
-        "dataset": {"path": str(folder / "data" / "characters")},
-        "references": "references",
-        "metrics": ["exact_match", "bleu4"],
-        "generation": {"num_beams": 2, "max_new_tokens": 16},
-        "training": {"batch_size": 8, "eval_batch_size": 16, "weight": 2.0},
-    }))
+    (cards / "digits.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "digits",
+                "instruction": "[IMAGE:image] what does the image describe? -> [TEXT:label,closed_set]",
+                "dataset": {"path": str(folder / "data" / "digits")},
+                "metrics": ["accuracy"],
+                "generation": {"closed_set": {"column": "label"}},
+                "training": {"batch_size": 8, "eval_batch_size": 16},
+            }
+        )
+    )
+    (cards / "characters.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "characters",
+                "instruction": 'what is the name of the character " [TEXT:character] "? -> [TEXT:name]',
+                "dataset": {"path": str(folder / "data" / "characters")},
+                "references": "references",
+                "metrics": ["exact_match", "bleu4"],
+                "generation": {"num_beams": 2, "max_new_tokens": 16},
+                "training": {"batch_size": 8, "eval_batch_size": 16, "weight": 2.0},
+            }
+        )
+    )
     return cards

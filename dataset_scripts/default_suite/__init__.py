@@ -40,10 +40,31 @@ from .tts import TTS_SPEED, TTS_VOICE, build_tts
 from .vqa import build_vqa
 
 __all__ = [
-    "ASR_ACCENTS", "ASR_SPEEDS", "ASR_VARIANTS", "CANVAS", "CAPTION_EMOJI", "DIGITS", "FORTUNE_CATEGORIES",
-    "SPEECH_CATEGORIES", "SPEECH_MAX_SECONDS", "TASKS", "TTS_SPEED", "TTS_VOICE", "Build", "Sprite", "TaskData",
-    "build", "draw_scene", "emoji_name", "relation_hypothesis", "speak", "speech_sentences", "speech_text",
-    "sprite_names", "tokenizer", "wav_bytes",
+    "ASR_ACCENTS",
+    "ASR_SPEEDS",
+    "ASR_VARIANTS",
+    "CANVAS",
+    "CAPTION_EMOJI",
+    "DIGITS",
+    "FORTUNE_CATEGORIES",
+    "SPEECH_CATEGORIES",
+    "SPEECH_MAX_SECONDS",
+    "TASKS",
+    "TTS_SPEED",
+    "TTS_VOICE",
+    "Build",
+    "Sprite",
+    "TaskData",
+    "build",
+    "draw_scene",
+    "emoji_name",
+    "relation_hypothesis",
+    "speak",
+    "speech_sentences",
+    "speech_text",
+    "sprite_names",
+    "tokenizer",
+    "wav_bytes",
 ]
 
 TASKS = {
@@ -72,20 +93,30 @@ def to_dataset_dict(data: TaskData) -> datasets.DatasetDict:
 
 
 def write_readme(output: Path, built: dict[str, TaskData], seed: int, limit: int | None) -> None:
-    lines = ["# Default suite", "",
-             "Built offline by `python -m dataset_scripts.default_suite` "
-             f"(seed {seed}{f', at most {limit} rows per split' if limit else ''}). Each folder is a "
-             "`datasets.DatasetDict` saved with `save_to_disk`; its `info.description` says how it was "
-             "built and licensed. Task cards: `task_cards/default/`.", "",
-             "| task | train | validation | test | source |", "|---|---:|---:|---:|---|"]
+    lines = [
+        "# Default suite",
+        "",
+        "Built offline by `python -m dataset_scripts.default_suite` "
+        f"(seed {seed}{f', at most {limit} rows per split' if limit else ''}). Each folder is a "
+        "`datasets.DatasetDict` saved with `save_to_disk`; its `info.description` says how it was "
+        "built and licensed. Task cards: `task_cards/default/`.",
+        "",
+        "| task | train | validation | test | source |",
+        "|---|---:|---:|---:|---|",
+    ]
     for name, data in built.items():
         counts = " | ".join(str(len(data.splits[s])) for s in SPLITS)
         lines.append(f"| {name} | {counts} | {data.source} |")
     (output / "README.md").write_text("\n".join(lines) + "\n")
 
 
-def build(output: str | Path, limit: int | None = None, seed: int = 0, chinook: str | Path | None = None,
-          tasks: list[str] | None = None) -> dict[str, datasets.DatasetDict]:
+def build(
+    output: str | Path,
+    limit: int | None = None,
+    seed: int = 0,
+    chinook: str | Path | None = None,
+    tasks: list[str] | None = None,
+) -> dict[str, datasets.DatasetDict]:
     """Build the suite (or the named tasks) into ``output``; returns the DatasetDicts by task."""
     b = Build(Path(output), seed, limit, Path(chinook) if chinook else None)
     names = list(tasks or TASKS)

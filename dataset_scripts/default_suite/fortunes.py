@@ -36,14 +36,17 @@ def build_fortunes(b: Build) -> TaskData:
         n_test, n_validation = round(0.23 * len(quotes)), round(0.12 * len(quotes))  # stratified
         rows = [{"text": q, "label": category} for q in quotes]
         parts["test"] += rows[:n_test]
-        parts["validation"] += rows[n_test:n_test + n_validation]
-        parts["train"] += rows[n_test + n_validation:]
-    splits = {split: shuffled(rng, rows)[:b.size(len(rows))] for split, rows in parts.items()}
+        parts["validation"] += rows[n_test : n_test + n_validation]
+        parts["train"] += rows[n_test + n_validation :]
+    splits = {split: shuffled(rng, rows)[: b.size(len(rows))] for split, rows in parts.items()}
     return TaskData(
-        splits, datasets.Features({"text": STRING, "label": STRING}), "Debian fortunes",
+        splits,
+        datasets.Features({"text": STRING, "label": STRING}),
+        "Debian fortunes",
         "Topic classification of quotations from the Debian `fortunes` package (fortune-mod data, "
         "distributed under the BSD licence of BSD fortune(6); the non-offensive collection only) in the "
         f"categories {', '.join(FORTUNE_CATEGORIES)}. Quotes are whitespace-normalised, attribution "
         "lines removed, 20-300 characters and at most 96 tokens, deduplicated, at most "
         f"{FORTUNES_PER_CATEGORY} per category (seeded choice). Split per category: 23% test, 12% "
-        "validation, the rest train.")
+        "validation, the rest train.",
+    )

@@ -23,12 +23,12 @@ def build_grounded_caption(b: Build) -> TaskData:
             image, sprites = draw_scene(rng, b, split)
             target = sprites[int(rng.integers(len(sprites)))]
             caption = region_caption(target)
-            rows.append({"image": png(image), "region": list(target.box), "caption": caption,
-                         "references": [caption]})
+            rows.append({"image": png(image), "region": list(target.box), "caption": caption, "references": [caption]})
         splits[split] = rows
     return TaskData(
         splits,
         datasets.Features({"image": IMAGE, "region": BOX, "caption": STRING, "references": STRINGS}),
         CANVAS_SOURCE,
         "Grounded captioning: describe the sprite inside the given box ('a handwritten seven in dark "
-        "blue ink', 'an emoji of a dog face'). " + CANVAS_HOW)
+        "blue ink', 'an emoji of a dog face'). " + CANVAS_HOW,
+    )

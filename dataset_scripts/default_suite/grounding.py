@@ -19,5 +19,8 @@ def build_grounding(b: Build) -> TaskData:
             rows.append({"image": png(image), "text": target.name, "region": list(target.box)})
         splits[split] = rows
     return TaskData(
-        splits, datasets.Features({"image": IMAGE, "text": STRING, "region": BOX}), CANVAS_SOURCE,
-        "Visual grounding: find the sprite named by the text. " + CANVAS_HOW)
+        splits,
+        datasets.Features({"image": IMAGE, "text": STRING, "region": BOX}),
+        CANVAS_SOURCE,
+        "Visual grounding: find the sprite named by the text. " + CANVAS_HOW,
+    )

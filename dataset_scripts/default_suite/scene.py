@@ -15,15 +15,21 @@ CANVAS = (128, 96)
 SPRITE_SIDES = (28, 48)
 # ten emoji with short, distinct names, next to the ten MNIST digits
 SPRITE_EMOJI = (0x1F436, 0x1F431, 0x1F34E, 0x1F34C, 0x1F680, 0x1F336, 0x1F40C, 0x1F337, 0x1F6B2, 0x1F419)
-INKS = {"black": (20, 20, 20), "dark blue": (25, 45, 150), "dark red": (150, 25, 25),
-        "dark green": (25, 105, 45), "purple": (105, 35, 125), "brown": (115, 70, 30)}
+INKS = {
+    "black": (20, 20, 20),
+    "dark blue": (25, 45, 150),
+    "dark red": (150, 25, 25),
+    "dark green": (25, 105, 45),
+    "purple": (105, 35, 125),
+    "brown": (115, 70, 30),
+}
 
 
 @dataclass
 class Sprite:
     name: str
-    box: tuple[float, float, float, float]   # x0, y0, x1, y1 in pixels, tight around the pasted pixels
-    ink: str | None                         # ink colour name of a digit; None for an emoji
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels, tight around the pasted pixels
+    ink: str | None  # ink colour name of a digit; None for an emoji
 
     @property
     def centre(self) -> tuple[float, float]:
@@ -82,8 +88,13 @@ def draw_scene(rng: np.random.Generator, b: Build, split: str) -> tuple[Image.Im
                 x = int(rng.integers(0, width - sprite.width + 1))
                 y = int(rng.integers(0, height - sprite.height + 1))
                 box = (x, y, x + sprite.width, y + sprite.height)
-                if all(box[0] >= p.box[2] + 2 or p.box[0] >= box[2] + 2 or
-                       box[1] >= p.box[3] + 2 or p.box[1] >= box[3] + 2 for p, _ in placed):
+                if all(
+                    box[0] >= p.box[2] + 2
+                    or p.box[0] >= box[2] + 2
+                    or box[1] >= p.box[3] + 2
+                    or p.box[1] >= box[3] + 2
+                    for p, _ in placed
+                ):
                     placed.append((Sprite(name, tuple(float(c) for c in box), ink), sprite))
                     break
             else:
@@ -105,4 +116,5 @@ CANVAS_HOW = (
     "(Debian fonts-noto-color-emoji, SIL Open Font License 1.1). Boxes are exact (x0, y0, x1, y1 "
     "pixels, tight around the pasted pixels). Digits of each split come from a disjoint part of the "
     "MNIST sample (the same partition as the mnist task), so test handwriting is never seen in "
-    "training.")
+    "training."
+)

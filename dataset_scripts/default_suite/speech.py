@@ -16,16 +16,35 @@ import numpy as np
 from .common import FORTUNES, SETUP_HINT, SPLITS, STRING, Build, require, shuffled
 
 # fortunes categories the fortunes task does not use, so no quote is both heard and classified
-SPEECH_CATEGORIES = ("art", "computers", "education", "fortunes", "goedel", "humorists", "kids", "law", "literature",
-                     "miscellaneous", "people", "pets", "platitudes", "riddles", "science", "songs-poems", "wisdom",
-                     "work")
+SPEECH_CATEGORIES = (
+    "art",
+    "computers",
+    "education",
+    "fortunes",
+    "goedel",
+    "humorists",
+    "kids",
+    "law",
+    "literature",
+    "miscellaneous",
+    "people",
+    "pets",
+    "platitudes",
+    "riddles",
+    "science",
+    "songs-poems",
+    "wisdom",
+    "work",
+)
 SPEECH_WORDS = (3, 10)
 SPEECH_MAX_SECONDS = 4.0
 SPEECH_RATE = 16000
-SPEECH_SENTENCES = {"test": 500, "validation": 300}   # the rest of the sentences are for training
-SPEECH_SIZES = {"asr": {"train": 4000, "validation": 200, "test": 400},
-                "tts": {"train": 3000, "validation": 150, "test": 300}}
-SPEECH_WORKERS = 4   # espeak-ng processes at a time (each call takes ~10 ms, half of it starting up)
+SPEECH_SENTENCES = {"test": 500, "validation": 300}  # the rest of the sentences are for training
+SPEECH_SIZES = {
+    "asr": {"train": 4000, "validation": 200, "test": 400},
+    "tts": {"train": 3000, "validation": 150, "test": 300},
+}
+SPEECH_WORKERS = 4  # espeak-ng processes at a time (each call takes ~10 ms, half of it starting up)
 AUDIO = datasets.Audio(sampling_rate=SPEECH_RATE)
 
 
@@ -56,8 +75,11 @@ def speech_sentences(seed: int) -> dict[str, list[tuple[str, str]]]:
                     found.setdefault(spoken, category)
     pool = shuffled(np.random.default_rng([seed, 16000]), sorted(found.items()))
     n_test, n_validation = SPEECH_SENTENCES["test"], SPEECH_SENTENCES["validation"]
-    return {"test": pool[:n_test], "validation": pool[n_test:n_test + n_validation],
-            "train": pool[n_test + n_validation:]}
+    return {
+        "test": pool[:n_test],
+        "validation": pool[n_test : n_test + n_validation],
+        "train": pool[n_test + n_validation :],
+    }
 
 
 def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
@@ -77,13 +99,16 @@ def speak(text: str, voice: str, speed: int) -> np.ndarray:
     import torchaudio  # noqa: PLC0415
 
     try:
-        result = subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text],
-                                capture_output=True, check=True, timeout=60)
+        result = subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text], capture_output=True, check=True, timeout=60
+        )
     except FileNotFoundError:
         raise SystemExit(f"default suite: espeak-ng is missing (Debian espeak-ng); {SETUP_HINT}") from None
     except subprocess.CalledProcessError as error:
-        raise RuntimeError(f"espeak-ng -v {voice} -s {speed} failed on {text!r}: {error.stderr.decode()[:200]}") from None
-    with wave.open(io.BytesIO(result.stdout)) as source:   # its stdout header leaves the length open
+        raise RuntimeError(
+            f"espeak-ng -v {voice} -s {speed} failed on {text!r}: {error.stderr.decode()[:200]}"
+        ) from None
+    with wave.open(io.BytesIO(result.stdout)) as source:  # its stdout header leaves the length open
         rate = source.getframerate()
         samples = np.frombuffer(source.readframes(source.getnframes()), dtype="<i2").astype(np.float32) / 32768
     samples = torchaudio.functional.resample(torch.from_numpy(samples), rate, SPEECH_RATE).numpy()
@@ -91,7 +116,7 @@ def speak(text: str, voice: str, speed: int) -> np.ndarray:
     if len(loud) == 0:
         raise RuntimeError(f"espeak-ng -v {voice} -s {speed} gave silence for {text!r}")
     margin = SPEECH_RATE // 20
-    return samples[max(0, loud[0] - margin): loud[-1] + margin]
+    return samples[max(0, loud[0] - margin) : loud[-1] + margin]
 
 
 def spoken_clip(text: str, voice: str, speed: int) -> tuple[bytes, float]:
@@ -109,8 +134,9 @@ def speech_rows(b: Build, task: str, voices) -> dict[str, list[dict]]:
     with ThreadPoolExecutor(SPEECH_WORKERS) as pool:
         for split in SPLITS:
             wanted = b.size(SPEECH_SIZES[task][split])
-            candidates = [(text, category, *voices(rng)) for text, category in
-                          shuffled(rng, speech_sentences(b.seed)[split])]
+            candidates = [
+                (text, category, *voices(rng)) for text, category in shuffled(rng, speech_sentences(b.seed)[split])
+            ]
             rows = []
             while len(rows) < wanted and candidates:
                 # a few more than needed (some clips run too long), at most 256 clips in memory at once
@@ -119,14 +145,30 @@ def speech_rows(b: Build, task: str, voices) -> dict[str, list[dict]]:
                 clips = pool.map(lambda c: spoken_clip(c[0], c[2], c[3]), batch)
                 for (text, category, voice, speed), (audio, seconds) in zip(batch, clips):
                     if seconds <= SPEECH_MAX_SECONDS and len(rows) < wanted:
-                        rows.append({"audio": {"bytes": audio, "path": None}, "text": text, "voice": voice,
-                                     "speed": speed, "seconds": round(seconds, 3), "source": f"fortunes/{category}"})
+                        rows.append(
+                            {
+                                "audio": {"bytes": audio, "path": None},
+                                "text": text,
+                                "voice": voice,
+                                "speed": speed,
+                                "seconds": round(seconds, 3),
+                                "source": f"fortunes/{category}",
+                            }
+                        )
             splits[split] = rows
     return splits
 
 
-SPEECH_FEATURES = datasets.Features({"audio": AUDIO, "text": STRING, "voice": STRING, "speed": datasets.Value("int32"),
-                                     "seconds": datasets.Value("float32"), "source": STRING})
+SPEECH_FEATURES = datasets.Features(
+    {
+        "audio": AUDIO,
+        "text": STRING,
+        "voice": STRING,
+        "speed": datasets.Value("int32"),
+        "seconds": datasets.Value("float32"),
+        "source": STRING,
+    }
+)
 SPEECH_HOW = (
     "Speech synthesised offline by Debian espeak-ng (GPL-3.0-or-later software; the audio it renders is "
     "the sentences' speech, not part of the program) reading sentences of the Debian fortunes package "
@@ -136,4 +178,5 @@ SPEECH_HOW = (
     "`text` is exactly what was spoken. Audio: resampled to 16 kHz, silence beyond 50 ms trimmed, "
     f"clips over {SPEECH_MAX_SECONDS:g} s left out, 16-bit WAV bytes in an Audio() column. One "
     f"partition of the distinct sentences ({SPEECH_SENTENCES['test']} test, {SPEECH_SENTENCES['validation']} "
-    "validation, the rest train) serves both speech tasks, so no sentence is in two splits.")
+    "validation, the rest train) serves both speech tasks, so no sentence is in two splits."
+)

@@ -32,7 +32,7 @@ def sudoku_solutions(grid: list[int], limit: int = 2) -> list[list[int]]:
 
 def sudoku_text(grid: list[int]) -> str:
     # rows split by "|", cells by spaces: half the tokens of OFASys's "d : d" cells, same grid
-    return " | ".join(" ".join(str(d) for d in grid[r * 4:r * 4 + 4]) for r in range(4))
+    return " | ".join(" ".join(str(d) for d in grid[r * 4 : r * 4 + 4]) for r in range(4))
 
 
 def build_sudoku(b: Build) -> TaskData:
@@ -60,4 +60,5 @@ def build_sudoku(b: Build) -> TaskData:
         "Generated 4x4 sudoku (shidoku, 2x2 boxes), no licence needed: a random one of the 288 solved "
         "grids with 4-8 cells blanked, kept only when the solution is unique (checked with a "
         "backtracking solver). Grids are written row by row as 'd : d : d : d | ...' with 0 for a "
-        "blank. Every puzzle is distinct, so no puzzle appears in two splits.")
+        "blank. Every puzzle is distinct, so no puzzle appears in two splits.",
+    )

@@ -82,12 +82,20 @@ def build_summarization(b: Build) -> TaskData:
                 if summary.lower() in seen:
                     continue
                 seen.add(summary.lower())
-                rows.append({"document": truncate_words(body, 400), "summary": summary,
-                             "references": [summary], "source": qualname})
+                rows.append(
+                    {
+                        "document": truncate_words(body, 400),
+                        "summary": summary,
+                        "references": [summary],
+                        "source": qualname,
+                    }
+                )
     rows = shuffled(rng, rows)
     test, validation, train = rows[:150], rows[150:250], rows[250:]
-    splits = {split: part[:b.size(len(part))] for split, part in
-              (("train", train), ("validation", validation), ("test", test))}
+    splits = {
+        split: part[: b.size(len(part))]
+        for split, part in (("train", train), ("validation", validation), ("test", test))
+    }
     return TaskData(
         splits,
         datasets.Features({"document": STRING, "summary": STRING, "references": STRINGS, "source": STRING}),
@@ -98,4 +106,5 @@ def build_summarization(b: Build) -> TaskData:
         "paragraph of the docstring; document: the rest, whitespace-normalised and cut to about 400 "
         "characters; only docstrings whose body is over 150 characters, deduplicated by summary. "
         "`source` names the documented object. Split: a seeded shuffle, 150 test / 100 validation / "
-        "the rest train.")
+        "the rest train.",
+    )

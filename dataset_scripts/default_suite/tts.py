@@ -13,9 +13,11 @@ TTS_VOICE, TTS_SPEED = "en-us", 160
 def build_tts(b: Build) -> TaskData:
     sizes = SPEECH_SIZES["tts"]
     return TaskData(
-        speech_rows(b, "tts", lambda rng: (TTS_VOICE, TTS_SPEED)), SPEECH_FEATURES,
+        speech_rows(b, "tts", lambda rng: (TTS_VOICE, TTS_SPEED)),
+        SPEECH_FEATURES,
         "espeak-ng reading Debian fortunes sentences",
         "Text-to-speech: " + SPEECH_HOW + f" One voice ({TTS_VOICE}, {TTS_SPEED} words per minute): the "
         "input text says nothing of voice or speed. "
         f"{sizes['train']} / {sizes['validation']} / {sizes['test']} clips, drawn in their own seeded order from "
-        "the partition the asr task uses (a sentence may be in both tasks' train splits, never in two splits).")
+        "the partition the asr task uses (a sentence may be in both tasks' train splits, never in two splits).",
+    )

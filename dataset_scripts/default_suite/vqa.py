@@ -26,14 +26,23 @@ def build_vqa(b: Build) -> TaskData:
     sizes = {"train": 6000, "validation": 300, "test": 500}
     splits = {}
     for split in SPLITS:
-        questions, answers, images = ((test_questions, test_answers, test_images) if split == "test"
-                                      else (train_questions, train_answers, train_images))
+        questions, answers, images = (
+            (test_questions, test_answers, test_images)
+            if split == "test"
+            else (train_questions, train_answers, train_images)
+        )
         picked = rng.choice(len(pools[split]), size=b.size(sizes[split]), replace=False)
         rows = []
         for k in picked:
             i, paths = pools[split][k]
-            rows.append({"image": {"bytes": Path(paths[images[i]]).read_bytes(), "path": None},
-                         "question": questions[i], "answer": answers[i], "answers": [answers[i]]})
+            rows.append(
+                {
+                    "image": {"bytes": Path(paths[images[i]]).read_bytes(), "path": None},
+                    "question": questions[i],
+                    "answer": answers[i],
+                    "answers": [answers[i]],
+                }
+            )
         splits[split] = rows
     return TaskData(
         splits,
@@ -43,4 +52,5 @@ def build_vqa(b: Build) -> TaskData:
         "coloured shape with questions about its shape and colour (13 answers). Train and validation "
         "questions come from the published train images, 100 of which are held out for validation; "
         "test questions come from the published test images, so no image is shared between splits. "
-        "Subsampled with the seed to 6,000 / 300 / 500 questions.")
+        "Subsampled with the seed to 6,000 / 300 / 500 questions.",
+    )

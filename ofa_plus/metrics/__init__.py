@@ -28,22 +28,47 @@ package, not from those modules.
 
 from __future__ import annotations
 
+from .baselines import (
+    BASELINE_AUDIO_CLIPS,
+    BASELINE_CANDIDATES,
+    baseline_name,
+    best_constant_baseline,
+    trivial_baseline,
+)
+from .boxes import IOU_THRESHOLD, box_iou
+from .captioning import caption_tokens
 from .registry import METRICS, Metric, compute_metrics
+from .speech import (
+    MCD_CEPSTRA,
+    MEL_BINS,
+    MEL_FLOOR,
+    log_mel,
+    mel_cepstral_distortion,
+    normalize_transcript,
+    word_error_rate,
+)
+from .sql import SQL_GOLD_TIMEOUT_S, SQL_TIMEOUT_S
+from .sudoku import parse_sudoku
 
 # Importing a family registers its metrics; this order is the order of METRICS.
 from .text import normalize_text
 from .vqa import normalize_vqa_answer
-from .captioning import caption_tokens
-from .boxes import IOU_THRESHOLD, box_iou
-from .sql import SQL_GOLD_TIMEOUT_S, SQL_TIMEOUT_S
-from .sudoku import parse_sudoku
-from .speech import (MCD_CEPSTRA, MEL_BINS, MEL_FLOOR, log_mel, mel_cepstral_distortion, normalize_transcript,
-                     word_error_rate)
-from .baselines import (BASELINE_AUDIO_CLIPS, BASELINE_CANDIDATES, baseline_name, best_constant_baseline,
-                        trivial_baseline)
 
 __all__ = [
-    "METRICS", "Metric", "SQL_TIMEOUT_S", "baseline_name", "box_iou", "caption_tokens", "compute_metrics",
-    "log_mel", "mel_cepstral_distortion", "normalize_text", "normalize_transcript", "normalize_vqa_answer",
-    "parse_sudoku", "trivial_baseline", "best_constant_baseline", "word_error_rate",
+    "METRICS",
+    "Metric",
+    "SQL_TIMEOUT_S",
+    "baseline_name",
+    "box_iou",
+    "caption_tokens",
+    "compute_metrics",
+    "log_mel",
+    "mel_cepstral_distortion",
+    "normalize_text",
+    "normalize_transcript",
+    "normalize_vqa_answer",
+    "parse_sudoku",
+    "trivial_baseline",
+    "best_constant_baseline",
+    "word_error_rate",
 ]

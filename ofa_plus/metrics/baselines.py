@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .registry import METRICS, compute_metrics
 from .speech import MEL_BINS, log_mel
@@ -23,7 +24,7 @@ def _is_audio(value: Any) -> bool:
     return shape is not None and len(shape) == 2 and shape[1] == MEL_BINS
 
 
-BASELINE_AUDIO_CLIPS = 200   # training clips the mean log-mel frame is taken over
+BASELINE_AUDIO_CLIPS = 200  # training clips the mean log-mel frame is taken over
 
 
 def _mean_log_mel(targets: list):
@@ -88,9 +89,13 @@ def trivial_baseline(train_targets: Sequence, count: int) -> list:
 BASELINE_CANDIDATES = 10  # constant answers `best_constant_baseline` tries
 
 
-def best_constant_baseline(names: Sequence[str], train_targets: Sequence, references: Sequence,
-                           extra: Sequence[dict] | None = None,
-                           candidates: int = BASELINE_CANDIDATES) -> tuple[dict, Any]:
+def best_constant_baseline(
+    names: Sequence[str],
+    train_targets: Sequence,
+    references: Sequence,
+    extra: Sequence[dict] | None = None,
+    candidates: int = BASELINE_CANDIDATES,
+) -> tuple[dict, Any]:
     """Scores of the best constant prediction among the ``candidates`` most frequent training targets
     (the median box for boxes), judged by the first metric on these very references.
 

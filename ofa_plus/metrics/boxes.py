@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .registry import Metric, register
 from .values import is_box, mean_percent, reference_list, to_python

@@ -46,7 +46,7 @@ def _cider(predictions: list, references: list, rows=None) -> float:
 
     candidates, gold = _tokenized_corpus(predictions, references)
     if not candidates or not any(ref for refs in gold.values() for ref in refs):
-        return 0.0   # no reference n-gram at all: the scorer would divide by nothing
+        return 0.0  # no reference n-gram at all: the scorer would divide by nothing
     score, _ = Cider().compute_score(gold, candidates)
     return 100.0 * float(score)
 

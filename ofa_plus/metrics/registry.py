@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 
 @dataclass(frozen=True)
@@ -12,9 +12,9 @@ class Metric:
     """One metric: `compute(predictions, references, rows) -> score` plus what the evaluator needs to know."""
 
     name: str
-    compute: Callable[[list, list, "list[dict] | None"], float]
+    compute: Callable[[list, list, list[dict] | None], float]
     higher_is_better: bool = True
-    needs_columns: tuple[str, ...] = ()   # dataset columns the metric reads from `rows`
+    needs_columns: tuple[str, ...] = ()  # dataset columns the metric reads from `rows`
     description: str = ""
 
 
@@ -30,15 +30,17 @@ def register(*metrics: Metric) -> None:
         METRICS[metric.name] = metric
 
 
-def compute_metrics(names: Sequence[str], predictions: Sequence, references: Sequence,
-                    rows: Sequence[dict] | None = None) -> dict[str, float]:
+def compute_metrics(
+    names: Sequence[str], predictions: Sequence, references: Sequence, rows: Sequence[dict] | None = None
+) -> dict[str, float]:
     """Scores of `predictions` against `references` for each metric in `names` ({name: score})."""
     if isinstance(names, str):
         names = [names]
     unknown = [name for name in names if name not in METRICS]
     if unknown:
-        raise ValueError(f"unknown metric(s) {', '.join(map(repr, unknown))}; "
-                         f"known metrics: {', '.join(sorted(METRICS))}")
+        raise ValueError(
+            f"unknown metric(s) {', '.join(map(repr, unknown))}; known metrics: {', '.join(sorted(METRICS))}"
+        )
     predictions, references = list(predictions), list(references)
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references")

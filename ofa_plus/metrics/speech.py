@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..configuration_ofa_plus import MelSettings
 from .registry import Metric, register
@@ -34,7 +35,7 @@ def _word_errors(reference: str, hypothesis: str) -> int:
     """Substitutions + deletions + insertions turning `reference` into `hypothesis` (word level)."""
     import jiwer
 
-    if not reference or not hypothesis:   # all insertions or all deletions
+    if not reference or not hypothesis:  # all insertions or all deletions
         return len(reference.split()) + len(hypothesis.split())
     out = jiwer.process_words(reference, hypothesis)
     return out.substitutions + out.deletions + out.insertions
@@ -72,7 +73,7 @@ def _wer(predictions: list, references: list, rows=None) -> float:
 MEL_BINS = MelSettings.num_mel_bins
 MEL_FLOOR = MelSettings.log_floor
 MCD_CEPSTRA = 13
-_MCD_SCALE = 10.0 * math.sqrt(2.0) / math.log(10.0)   # natural-log amplitude cepstral distance -> dB
+_MCD_SCALE = 10.0 * math.sqrt(2.0) / math.log(10.0)  # natural-log amplitude cepstral distance -> dB
 
 
 def _to_numpy(value: Any):
@@ -132,7 +133,7 @@ def _dtw_mean_distance(a, b) -> float:
     total = np.full((n + 1, m + 1), np.inf)
     steps = np.zeros((n + 1, m + 1))
     total[0, 0] = 0.0
-    for diagonal in range(2, n + m + 1):        # cells (i, j), 1-based, with i + j == diagonal
+    for diagonal in range(2, n + m + 1):  # cells (i, j), 1-based, with i + j == diagonal
         i = np.arange(max(1, diagonal - m), min(n, diagonal - 1) + 1)
         j = diagonal - i
         previous = np.stack([total[i - 1, j - 1], total[i - 1, j], total[i, j - 1]])
@@ -144,8 +145,9 @@ def _dtw_mean_distance(a, b) -> float:
     return float(total[n, m] / steps[n, m])
 
 
-def mel_cepstral_distortion(predicted_mels: Sequence, reference_mels: Sequence,
-                            num_cepstra: int = MCD_CEPSTRA) -> float:
+def mel_cepstral_distortion(
+    predicted_mels: Sequence, reference_mels: Sequence, num_cepstra: int = MCD_CEPSTRA
+) -> float:
     """Mean mel-cepstral distortion (dB) between predicted and reference log-mel spectrograms.
 
     Each item is a (frames, mel bins) array of natural-log mel power (the TTS target convention).
@@ -174,11 +176,12 @@ def mel_cepstral_distortion(predicted_mels: Sequence, reference_mels: Sequence,
             if mels.ndim != 2 or len(mels) == 0:
                 raise ValueError(f"mcd: {name} {i} must be a (frames, mel bins) array, got shape {mels.shape}")
         if predicted.shape[1] != reference.shape[1]:
-            raise ValueError(f"mcd: row {i} has {predicted.shape[1]} mel bins predicted, "
-                             f"{reference.shape[1]} in the reference")
+            raise ValueError(
+                f"mcd: row {i} has {predicted.shape[1]} mel bins predicted, {reference.shape[1]} in the reference"
+            )
         if not 0 < num_cepstra < reference.shape[1]:
             raise ValueError(f"mcd: num_cepstra must be in 1..{reference.shape[1] - 1}, got {num_cepstra}")
-        dct = _dct_matrix(reference.shape[1])[1:num_cepstra + 1].T / 2   # / 2: log power -> log amplitude
+        dct = _dct_matrix(reference.shape[1])[1 : num_cepstra + 1].T / 2  # / 2: log power -> log amplitude
         scores.append(_MCD_SCALE * _dtw_mean_distance(predicted @ dct, reference @ dct))
     return float(np.mean(scores))
 
@@ -202,7 +205,7 @@ def _no_samples(value: Any) -> bool:
     """An empty generation: a mel array without frames or a waveform without samples."""
     if isinstance(value, dict):
         value = value.get("audio", value.get("array"))
-        if value is None:   # bytes or a path: decoded (and checked) by log_mel
+        if value is None:  # bytes or a path: decoded (and checked) by log_mel
             return False
     elif hasattr(value, "get_all_samples"):
         return False
@@ -233,8 +236,16 @@ def _mcd(predictions: list, references: list, rows=None) -> float:
 
 
 register(
-    Metric("wer", _wer, higher_is_better=False,
-           description="corpus word error rate (jiwer), case and punctuation removed (%, lower is better)"),
-    Metric("mcd", _mcd, higher_is_better=False,
-           description="mel-cepstral distortion, cepstra c1-c13 of 80-bin log-mels, DTW-aligned (dB, lower is better)"),
+    Metric(
+        "wer",
+        _wer,
+        higher_is_better=False,
+        description="corpus word error rate (jiwer), case and punctuation removed (%, lower is better)",
+    ),
+    Metric(
+        "mcd",
+        _mcd,
+        higher_is_better=False,
+        description="mel-cepstral distortion, cepstra c1-c13 of 80-bin log-mels, DTW-aligned (dB, lower is better)",
+    ),
 )

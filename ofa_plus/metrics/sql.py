@@ -13,8 +13,8 @@ from pathlib import Path
 from .registry import Metric, register
 from .values import mean_percent, reference_list, row_column
 
-SQL_TIMEOUT_S = 1.0            # a predicted query running longer than this is aborted (and wrong)
-SQL_GOLD_TIMEOUT_S = 10.0      # gold queries are trusted, but still bounded
+SQL_TIMEOUT_S = 1.0  # a predicted query running longer than this is aborted (and wrong)
+SQL_GOLD_TIMEOUT_S = 10.0  # gold queries are trusted, but still bounded
 _ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
 
 
@@ -43,8 +43,10 @@ class _ReadOnlyDatabase:
         self.connection.set_progress_handler(lambda: time.monotonic() > self.deadline, 1000)
         # mode=ro protects this file; ATTACH could still create or write another one
         self.connection.set_authorizer(
-            lambda action, *args: sqlite3.SQLITE_DENY
-            if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH) else sqlite3.SQLITE_OK)
+            lambda action, *args: (
+                sqlite3.SQLITE_DENY if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH) else sqlite3.SQLITE_OK
+            )
+        )
 
     def run(self, sql: str, timeout: float) -> list[tuple]:
         self.deadline = time.monotonic() + timeout
@@ -72,7 +74,7 @@ def _sql_execution_match(predictions: list, references: list, rows=None) -> floa
     """
     if rows is None:
         raise ValueError("sql_execution_match needs rows with a 'db_path' column")
-    databases: dict[str, _ReadOnlyDatabase] = {}   # one connection per database file
+    databases: dict[str, _ReadOnlyDatabase] = {}  # one connection per database file
     gold_results: dict[tuple[str, str], list] = {}
     scores = []
     try:
@@ -92,15 +94,16 @@ def _sql_execution_match(predictions: list, references: list, rows=None) -> floa
                 try:
                     gold_results[path, gold_sql] = database.run(gold_sql, SQL_GOLD_TIMEOUT_S)
                 except sqlite3.Error as error:
-                    raise ValueError(f"sql_execution_match: gold query of row {i} fails on {path!r}: "
-                                     f"{error}\n  {gold_sql}") from error
+                    raise ValueError(
+                        f"sql_execution_match: gold query of row {i} fails on {path!r}: {error}\n  {gold_sql}"
+                    ) from error
             if prediction is None or not str(prediction).strip():
                 scores.append(0.0)
                 continue
             try:
                 predicted = database.run(str(prediction), _prediction_timeout())
             except (sqlite3.Error, sqlite3.Warning, OverflowError, ValueError):
-                scores.append(0.0)   # invalid SQL, a write, several statements, a timeout: wrong
+                scores.append(0.0)  # invalid SQL, a write, several statements, a timeout: wrong
                 continue
             ordered = _ORDER_BY.search(gold_sql) is not None
             gold = gold_results[path, gold_sql]
@@ -112,6 +115,10 @@ def _sql_execution_match(predictions: list, references: list, rows=None) -> floa
 
 
 register(
-    Metric("sql_execution_match", _sql_execution_match, needs_columns=("db_path",),
-           description="predicted SQL returns the gold query's result on the row's sqlite file (%)"),
+    Metric(
+        "sql_execution_match",
+        _sql_execution_match,
+        needs_columns=("db_path",),
+        description="predicted SQL returns the gold query's result on the row's sqlite file (%)",
+    ),
 )

@@ -11,7 +11,7 @@ from .values import mean_percent, reference_list, row_column, to_python
 
 
 def parse_sudoku(grid: Any) -> list[list[int]] | None:
-    """"d : d : d : d | d : ..." or "d d d d | ..." (rows split by "|", cells by ":" and/or spaces,
+    """ "d : d : d : d | d : ..." or "d d d d | ..." (rows split by "|", cells by ":" and/or spaces,
     0 = blank) or nested lists -> rows.
 
     Returns None unless it is a square 4x4 or 9x9 grid of digits 0..n.
@@ -39,10 +39,13 @@ def _is_solved_grid(cells: list[list[int]]) -> bool:
     size = len(cells)
     box = math.isqrt(size)
     digits = set(range(1, size + 1))
-    groups = [row for row in cells]
+    groups = list(cells)
     groups += [[cells[r][c] for r in range(size)] for c in range(size)]
-    groups += [[cells[r][c] for r in range(top, top + box) for c in range(left, left + box)]
-               for top in range(0, size, box) for left in range(0, size, box)]
+    groups += [
+        [cells[r][c] for r in range(top, top + box) for c in range(left, left + box)]
+        for top in range(0, size, box)
+        for left in range(0, size, box)
+    ]
     return all(len(group) == size and set(group) == digits for group in groups)
 
 
@@ -60,14 +63,22 @@ def _sudoku_solved(predictions: list, references: list, rows=None) -> float:
             refs = reference_list(reference)
             givens_source = refs[0] if refs else None
         givens = parse_sudoku(givens_source) if givens_source is not None else None
-        solved = (cells is not None and givens is not None and len(givens) == len(cells)
-                  and _is_solved_grid(cells)
-                  and all(g in (0, c) for grow, crow in zip(givens, cells) for g, c in zip(grow, crow)))
+        solved = (
+            cells is not None
+            and givens is not None
+            and len(givens) == len(cells)
+            and _is_solved_grid(cells)
+            and all(g in (0, c) for grow, crow in zip(givens, cells) for g, c in zip(grow, crow))
+        )
         scores.append(float(solved))
     return mean_percent(scores)
 
 
 register(
-    Metric("sudoku_solved", _sudoku_solved, needs_columns=("puzzle",),
-           description="complete valid sudoku that keeps the puzzle's given cells (%)"),
+    Metric(
+        "sudoku_solved",
+        _sudoku_solved,
+        needs_columns=("puzzle",),
+        description="complete valid sudoku that keeps the puzzle's given cells (%)",
+    ),
 )

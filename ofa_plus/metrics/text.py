@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .registry import Metric, register
 from .values import mean_percent, reference_list, to_python
@@ -49,8 +50,12 @@ def _exact_match(predictions: list, references: list, rows=None) -> float:
 
 
 register(
-    Metric("accuracy", _accuracy,
-           description="prediction equals a reference after strip / lower-case / whitespace collapse (%)"),
-    Metric("exact_match", _exact_match,
-           description="free-text exact match after case and whitespace normalisation (%)"),
+    Metric(
+        "accuracy",
+        _accuracy,
+        description="prediction equals a reference after strip / lower-case / whitespace collapse (%)",
+    ),
+    Metric(
+        "exact_match", _exact_match, description="free-text exact match after case and whitespace normalisation (%)"
+    ),
 )

@@ -11,25 +11,40 @@ from .values import mean_percent, reference_list
 # The VQA evaluation's answer normalisation (Antol et al. 2015; the VQA v2 evaluation script):
 # punctuation is removed or turned into a space, number words become digits, articles are
 # dropped and contractions written without an apostrophe get one back.
-_VQA_PUNCTUATION = ";/[]\"{}()=+\\_->@`,?!<"
+_VQA_PUNCTUATION = ';/[]"{}()=+\\_->@`,?!<'
 _VQA_COMMA_BETWEEN_DIGITS = re.compile(r"\d,\d")
-_VQA_PERIOD = re.compile(r"\.(?!\d)")   # a period not followed by a digit (keeps "1.5")
-_VQA_NUMBERS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
-                "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+_VQA_PERIOD = re.compile(r"\.(?!\d)")  # a period not followed by a digit (keeps "1.5")
+_VQA_NUMBERS = {
+    "none": "0",
+    "zero": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+}
 _VQA_ARTICLES = {"a", "an", "the"}
 # word without its apostrophe -> the contraction (the official table's "Im", "Ive", ... are
 # capitalised and so never match a lower-cased word; they are left out here for the same effect)
-_VQA_CONTRACTIONS = {c.replace("'", ""): c for c in (
-    "ain't aren't can't could've couldn't couldn't've didn't doesn't don't hadn't hadn't've hasn't "
-    "haven't he'd he'd've he's how'd how'll how's isn't it'd it'd've it'll let's "
-    "ma'am mightn't mightn't've might've mustn't must've needn't not've o'clock oughtn't 'ow's'at "
-    "shan't she'd've she's should've shouldn't shouldn't've somebody'd somebody'd've somebody'll "
-    "somebody's someone'd someone'd've someone'll someone's something'd something'd've something'll "
-    "that's there'd there'd've there're there's they'd they'd've they'll they're they've 'twas wasn't "
-    "we'd've we've weren't what'll what're what's what've when's where'd where's where've who'd "
-    "who'd've who'll who's who've why'll why're why's won't would've wouldn't wouldn't've y'all "
-    "y'all'll y'all'd've you'd you'd've you'll you're you've"
-).split()}
+_VQA_CONTRACTIONS = {
+    c.replace("'", ""): c
+    for c in (
+        "ain't aren't can't could've couldn't couldn't've didn't doesn't don't hadn't hadn't've hasn't "
+        "haven't he'd he'd've he's how'd how'll how's isn't it'd it'd've it'll let's "
+        "ma'am mightn't mightn't've might've mustn't must've needn't not've o'clock oughtn't 'ow's'at "
+        "shan't she'd've she's should've shouldn't shouldn't've somebody'd somebody'd've somebody'll "
+        "somebody's someone'd someone'd've someone'll someone's something'd something'd've something'll "
+        "that's there'd there'd've there're there's they'd they'd've they'll they're they've 'twas wasn't "
+        "we'd've we've weren't what'll what're what's what've when's where'd where's where've who'd "
+        "who'd've who'll who's who've why'll why're why's won't would've wouldn't wouldn't've y'all "
+        "y'all'll y'all'd've you'd you'd've you'll you're you've"
+    ).split()
+}
 
 
 def normalize_vqa_answer(answer: Any) -> str:
@@ -80,6 +95,9 @@ def _vqa_accuracy(predictions: list, references: list, rows=None) -> float:
 
 
 register(
-    Metric("vqa_accuracy", _vqa_accuracy,
-           description="VQA accuracy: min(#annotators agreeing / 3, 1), leave-one-out averaged (%)"),
+    Metric(
+        "vqa_accuracy",
+        _vqa_accuracy,
+        description="VQA accuracy: min(#annotators agreeing / 3, 1), leave-one-out averaged (%)",
+    ),
 )

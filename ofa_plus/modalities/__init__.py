@@ -9,7 +9,9 @@ from __future__ import annotations
 from ..registry import Registry
 from .base import COMMON_ATTRIBUTES, Attribute, Modality, ModalityAdaptor, RowInfo, SlotContext
 
-MODALITIES = Registry("modality", lambda name: None if name and name == name.upper() else "must be upper case and non-empty")
+MODALITIES = Registry(
+    "modality", lambda name: None if name and name == name.upper() else "must be upper case and non-empty"
+)
 
 
 def register_modality(cls: type[Modality]) -> type[Modality]:
@@ -28,5 +30,16 @@ from . import image, audio, box, phone, struct, text  # noqa: E402,F401,I001
 from .audio import OFAPlusAudioFeatureExtractor  # noqa: E402
 from .image import OFAPlusImageProcessor  # noqa: E402
 
-__all__ = ["Attribute", "COMMON_ATTRIBUTES", "MODALITIES", "Modality", "ModalityAdaptor", "OFAPlusAudioFeatureExtractor",
-           "OFAPlusImageProcessor", "RowInfo", "SlotContext", "get_modality", "register_modality"]
+__all__ = [
+    "Attribute",
+    "COMMON_ATTRIBUTES",
+    "MODALITIES",
+    "Modality",
+    "ModalityAdaptor",
+    "OFAPlusAudioFeatureExtractor",
+    "OFAPlusImageProcessor",
+    "RowInfo",
+    "SlotContext",
+    "get_modality",
+    "register_modality",
+]

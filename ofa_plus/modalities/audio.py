@@ -76,12 +76,18 @@ def _mono(wave: torch.Tensor, where: str) -> torch.Tensor:
     if wave.ndim == 2:
         channels_first = wave.shape[0] <= wave.shape[1]  # audio has far more samples than channels
         return (wave if channels_first else wave.T).mean(dim=0)
-    raise ValueError(f"{where}: an audio array must be 1-D (samples) or 2-D (channels x samples), "
-                     f"got shape {tuple(wave.shape)}")
+    raise ValueError(
+        f"{where}: an audio array must be 1-D (samples) or 2-D (channels x samples), got shape {tuple(wave.shape)}"
+    )
 
 
-def load_audio(value: Any, where: str, sampling_rate: int | None = None, target_rate: int = 16000,
-               max_seconds: float | None = None) -> torch.Tensor:
+def load_audio(
+    value: Any,
+    where: str,
+    sampling_rate: int | None = None,
+    target_rate: int = 16000,
+    max_seconds: float | None = None,
+) -> torch.Tensor:
     """Any common audio value -> mono float32 waveform at ``target_rate``, shape (samples,).
 
     Accepts a file path, encoded bytes (WAV, FLAC, MP3, OGG, ... through FFmpeg), a ``{"array",
@@ -98,8 +104,10 @@ def load_audio(value: Any, where: str, sampling_rate: int | None = None, target_
         elif value.get("bytes") or value.get("path"):
             value = value.get("bytes") or value.get("path")
         else:
-            raise ValueError(f"{where}: an audio dict needs 'array' (+ 'sampling_rate'), 'bytes' or 'path'; "
-                             f"got keys {sorted(value)}")
+            raise ValueError(
+                f"{where}: an audio dict needs 'array' (+ 'sampling_rate'), 'bytes' or 'path'; "
+                f"got keys {sorted(value)}"
+            )
     if hasattr(value, "get_all_samples"):  # torchcodec AudioDecoder, as datasets' Audio() decodes
         try:
             samples = value.get_all_samples()
@@ -112,19 +120,29 @@ def load_audio(value: Any, where: str, sampling_rate: int | None = None, target_
         wave, rate = _decode(value, where)
     elif isinstance(value, (np.ndarray, torch.Tensor, list)):
         if sampling_rate is None:
-            raise ValueError(f"{where}: an audio array needs its sampling rate (sampling_rate=...); "
-                             f"a wrong rate would silently change the speech")
+            raise ValueError(
+                f"{where}: an audio array needs its sampling rate (sampling_rate=...); "
+                f"a wrong rate would silently change the speech"
+            )
         array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
         wave, rate = torch.from_numpy(_to_float(array, where)), sampling_rate
     elif isinstance(value, io.IOBase):
         wave, rate = _decode(value.read(), where)
     else:
-        raise ValueError(f"{where}: expected an audio path, bytes, {{'array', 'sampling_rate'}} dict or array, "
-                         f"got {type(value).__name__}")
-    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer, float)) or rate != int(rate) \
-            or not MIN_SAMPLING_RATE <= rate <= MAX_SAMPLING_RATE:
-        raise ValueError(f"{where}: sampling rate {rate!r} is not a plausible rate "
-                         f"(an integer from {MIN_SAMPLING_RATE} to {MAX_SAMPLING_RATE} Hz)")
+        raise ValueError(
+            f"{where}: expected an audio path, bytes, {{'array', 'sampling_rate'}} dict or array, "
+            f"got {type(value).__name__}"
+        )
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, (int, np.integer, float))
+        or rate != int(rate)
+        or not MIN_SAMPLING_RATE <= rate <= MAX_SAMPLING_RATE
+    ):
+        raise ValueError(
+            f"{where}: sampling rate {rate!r} is not a plausible rate "
+            f"(an integer from {MIN_SAMPLING_RATE} to {MAX_SAMPLING_RATE} Hz)"
+        )
     rate = int(rate)
     wave = _mono(wave.float(), where)
     if wave.numel() == 0:
@@ -132,8 +150,10 @@ def load_audio(value: Any, where: str, sampling_rate: int | None = None, target_
     if not bool(torch.isfinite(wave).all()):
         raise ValueError(f"{where}: the audio holds NaN or infinite samples")
     if max_seconds is not None and wave.numel() / rate > max_seconds:
-        raise ValueError(f"{where}: the audio lasts {wave.numel() / rate:.1f} s, longer than the limit of "
-                         f"{max_seconds:g} s (feature extractor's max_audio_seconds)")
+        raise ValueError(
+            f"{where}: the audio lasts {wave.numel() / rate:.1f} s, longer than the limit of "
+            f"{max_seconds:g} s (feature extractor's max_audio_seconds)"
+        )
     if rate != target_rate:
         wave = torchaudio.functional.resample(wave, rate, target_rate)
     return wave.contiguous()
@@ -150,13 +170,23 @@ class OFAPlusAudioFeatureExtractor(SequenceFeatureExtractor):
 
     model_input_names = ["input_features", "input_features_mask"]
 
-    def __init__(self, feature_size: int = 80, sampling_rate: int = 16000, padding_value: float = 0.0,
-                 frame_length_ms: float = 25.0, frame_shift_ms: float = 10.0, do_cmvn: bool = True,
-                 num_freq_masks: int = 2, freq_mask_width: int = 15, num_time_masks: int = 2,
-                 time_mask_width: int = 40, time_mask_ratio: float = 0.1, max_audio_seconds: float = 30.0,
-                 **kwargs):
-        super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value,
-                         **kwargs)
+    def __init__(
+        self,
+        feature_size: int = 80,
+        sampling_rate: int = 16000,
+        padding_value: float = 0.0,
+        frame_length_ms: float = 25.0,
+        frame_shift_ms: float = 10.0,
+        do_cmvn: bool = True,
+        num_freq_masks: int = 2,
+        freq_mask_width: int = 15,
+        num_time_masks: int = 2,
+        time_mask_width: int = 40,
+        time_mask_ratio: float = 0.1,
+        max_audio_seconds: float = 30.0,
+        **kwargs,
+    ):
+        super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
         self.frame_length_ms, self.frame_shift_ms = frame_length_ms, frame_shift_ms
         self.do_cmvn = do_cmvn
         self.num_freq_masks, self.freq_mask_width = num_freq_masks, freq_mask_width
@@ -177,8 +207,13 @@ class OFAPlusAudioFeatureExtractor(SequenceFeatureExtractor):
         Kaldi works on 16-bit sample values, so the waveform is scaled by 2**15 first (the energies
         then match Kaldi's own ``compute-fbank-feats`` on the same WAV file)."""
         return torchaudio.compliance.kaldi.fbank(
-            waveform[None].float() * 32768.0, num_mel_bins=self.feature_size, sample_frequency=self.sampling_rate,
-            frame_length=self.frame_length_ms, frame_shift=self.frame_shift_ms, dither=0.0)
+            waveform[None].float() * 32768.0,
+            num_mel_bins=self.feature_size,
+            sample_frequency=self.sampling_rate,
+            frame_length=self.frame_length_ms,
+            frame_shift=self.frame_shift_ms,
+            dither=0.0,
+        )
 
     @staticmethod
     def cmvn(features: torch.Tensor) -> torch.Tensor:
@@ -194,21 +229,24 @@ class OFAPlusAudioFeatureExtractor(SequenceFeatureExtractor):
         for _ in range(self.num_freq_masks):
             width = rng.randint(0, min(self.freq_mask_width, bins))
             start = rng.randint(0, bins - width)
-            features[:, start: start + width] = 0.0
+            features[:, start : start + width] = 0.0
         longest = min(self.time_mask_width, int(frames * self.time_mask_ratio))
         for _ in range(self.num_time_masks):
             width = rng.randint(0, max(longest, 0))
             start = rng.randint(0, frames - width)
-            features[start: start + width] = 0.0
+            features[start : start + width] = 0.0
         return features
 
-    def features(self, waveform: torch.Tensor, training: bool = False, rng: random.Random | None = None,
-                 where: str = "audio") -> torch.Tensor:
+    def features(
+        self, waveform: torch.Tensor, training: bool = False, rng: random.Random | None = None, where: str = "audio"
+    ) -> torch.Tensor:
         """One 16 kHz waveform -> (frames, feature_size); too short for one token is an error."""
         if waveform.numel() < self.min_samples:
-            raise ValueError(f"{where}: the audio lasts {waveform.numel() / self.sampling_rate * 1000:.0f} ms, "
-                             f"shorter than the {self.min_samples / self.sampling_rate * 1000:.0f} ms the model "
-                             f"needs for one audio token")
+            raise ValueError(
+                f"{where}: the audio lasts {waveform.numel() / self.sampling_rate * 1000:.0f} ms, "
+                f"shorter than the {self.min_samples / self.sampling_rate * 1000:.0f} ms the model "
+                f"needs for one audio token"
+            )
         features = self.fbank(waveform)
         if self.do_cmvn:
             features = self.cmvn(features)
@@ -216,16 +254,30 @@ class OFAPlusAudioFeatureExtractor(SequenceFeatureExtractor):
             features = self.spec_augment(features, rng or random.Random())
         return features
 
-    def __call__(self, raw_speech, sampling_rate: int | None = None, training: bool = False,
-                 rng: random.Random | None = None, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
+    def __call__(
+        self,
+        raw_speech,
+        sampling_rate: int | None = None,
+        training: bool = False,
+        rng: random.Random | None = None,
+        return_tensors: str | None = "pt",
+        **kwargs,
+    ) -> BatchFeature:
         """One waveform or a list of them (arrays / tensors; resampled to ``self.sampling_rate``
         when ``sampling_rate`` differs) -> padded ``input_features`` and ``input_features_mask``."""
         single = isinstance(raw_speech, (np.ndarray, torch.Tensor)) and raw_speech.ndim == 1
         waves = [raw_speech] if single else list(raw_speech)
         rate = sampling_rate or self.sampling_rate
         rng = rng or random.Random()
-        features = [self.features(load_audio(w, f"audio {i}", rate, self.sampling_rate, self.max_audio_seconds),
-                                  training, rng, f"audio {i}") for i, w in enumerate(waves)]
+        features = [
+            self.features(
+                load_audio(w, f"audio {i}", rate, self.sampling_rate, self.max_audio_seconds),
+                training,
+                rng,
+                f"audio {i}",
+            )
+            for i, w in enumerate(waves)
+        ]
         return BatchFeature(pad_features(features, self.padding_value), tensor_type=return_tensors)
 
 
@@ -252,8 +304,9 @@ class AudioAdaptor(ModalityAdaptor):
     def __init__(self, config):
         super().__init__()
         channels, bins = config.audio_conv_channels, config.audio_feature_size
-        self.conv = nn.Sequential(nn.Conv2d(1, channels, 3, stride=2), nn.ReLU(),
-                                  nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU())
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, channels, 3, stride=2), nn.ReLU(), nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU()
+        )
         self.proj = nn.Linear(channels * audio_token_count(bins), config.d_model)
         self.type_embedding = nn.Parameter(torch.zeros(config.d_model))
 

@@ -43,7 +43,8 @@ class BoxModality(Modality):
         if ctx.image_size is not None or ctx.row is None:
             return ctx.image_size
         column = ctx.slot.settings.get("image") or next(
-            s.column for s in ctx.template.slots("encoder") if s.slot.modality == "IMAGE")
+            s.column for s in ctx.template.slots("encoder") if s.slot.modality == "IMAGE"
+        )
         return ctx.row.input_sizes.get(column)
 
     @classmethod
@@ -53,10 +54,14 @@ class BoxModality(Modality):
         x0, y0, x1, y1 = (float(c) for c in value)
         width, height = cls.image_size(ctx)
         if not (0 <= x0 <= x1 <= width and 0 <= y0 <= y1 <= height):
-            raise ValueError(f"{ctx.where}: box {tuple(value)} is not an ordered box inside the "
-                             f"{width}x{height} image (need 0 <= x0 <= x1 <= width, 0 <= y0 <= y1 <= height)")
+            raise ValueError(
+                f"{ctx.where}: box {tuple(value)} is not an ordered box inside the "
+                f"{width}x{height} image (need 0 <= x0 <= x1 <= width, 0 <= y0 <= y1 <= height)"
+            )
         top = ctx.num_bins - 1
-        return [V.BIN_OFFSET + round(c / size * top) for c, size in ((x0, width), (y0, height), (x1, width), (y1, height))]
+        return [
+            V.BIN_OFFSET + round(c / size * top) for c, size in ((x0, width), (y0, height), (x1, width), (y1, height))
+        ]
 
     @classmethod
     def decode(cls, ids: list[int], ctx: SlotContext) -> tuple[float, float, float, float] | None:

@@ -120,16 +120,20 @@ class ImageAdaptor(ModalityAdaptor):
     def load_backbone_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Load a torchvision checkpoint of the same CNN (e.g. its ImageNet weights) into the kept blocks."""
         if not self.pretrained:
-            raise ValueError("load_backbone_weights needs a model configured with image_backbone_pretrained=True "
-                             "(fixed BatchNorm statistics, ImageNet pixel statistics)")
+            raise ValueError(
+                "load_backbone_weights needs a model configured with image_backbone_pretrained=True "
+                "(fixed BatchNorm statistics, ImageNet pixel statistics)"
+            )
         wanted = {}
         for key in self.backbone.state_dict():
             block, rest = key.split(".", 1)
             wanted[key] = f"{self.source_names[int(block)]}.{rest}"
         missing = [name for name in wanted.values() if name not in state_dict]
         if missing:
-            raise ValueError(f"the backbone checkpoint lacks {len(missing)} tensor(s), e.g. {missing[:3]}: "
-                             f"is it a checkpoint of torchvision's {self.backbone_name}?")
+            raise ValueError(
+                f"the backbone checkpoint lacks {len(missing)} tensor(s), e.g. {missing[:3]}: "
+                f"is it a checkpoint of torchvision's {self.backbone_name}?"
+            )
         self.backbone.load_state_dict({key: state_dict[name] for key, name in wanted.items()})
 
 
@@ -156,15 +160,17 @@ class ImageModality(Modality):
     @classmethod
     def is_single(cls, value) -> bool:
         return not isinstance(value, (list, tuple)) and not (
-            isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 4)
+            isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 4
+        )
 
     @staticmethod
-    def preprocess(image: Image.Image, image_processor: OFAPlusImageProcessor, size: int,
-                   mask_ratio: float = 0.0) -> torch.Tensor:
+    def preprocess(
+        image: Image.Image, image_processor: OFAPlusImageProcessor, size: int, mask_ratio: float = 0.0
+    ) -> torch.Tensor:
         pixels = image_processor(image, size={"height": size, "width": size}, return_tensors="pt")["pixel_values"][0]
         if mask_ratio:  # OFA's image infilling: keep a border of (1 - ratio) / 2 of the side
             border = int(size * (1 - mask_ratio) / 2)
-            pixels[:, border: size - border, border: size - border] = 0.0
+            pixels[:, border : size - border, border : size - border] = 0.0
         return pixels
 
     @classmethod
@@ -172,8 +178,9 @@ class ImageModality(Modality):
         image = load_image(value, ctx.where)
         ctx.row.input_sizes[ctx.slot.column] = image.size  # a BOX of this image is in its original pixels
         processor = ctx.processor
-        return cls.preprocess(image, processor.image_processor, processor.image_size,
-                              ctx.settings.get("mask_ratio", 0.0))
+        return cls.preprocess(
+            image, processor.image_processor, processor.image_size, ctx.settings.get("mask_ratio", 0.0)
+        )
 
     @classmethod
     def placeholder_count(cls, features, ctx: SlotContext) -> int:

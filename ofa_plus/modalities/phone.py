@@ -42,10 +42,17 @@ _CACHE_LIMIT = 200_000
 def _espeak(lines: list[str], voice: str) -> list[str]:
     executable = shutil.which("espeak-ng")
     if executable is None:
-        raise RuntimeError("PHONE needs the espeak-ng program for text -> phones (Debian/Ubuntu: apt-get install "
-                           "espeak-ng), or give phones directly as a list of symbols")
-    result = subprocess.run([executable, "-q", "-x", "--ipa", "-v", voice], input="\n".join(lines) + "\n",
-                            capture_output=True, text=True, check=False)
+        raise RuntimeError(
+            "PHONE needs the espeak-ng program for text -> phones (Debian/Ubuntu: apt-get install "
+            "espeak-ng), or give phones directly as a list of symbols"
+        )
+    result = subprocess.run(
+        [executable, "-q", "-x", "--ipa", "-v", voice],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"espeak-ng -v {voice} failed: {result.stderr.strip()[:300]}")
     return result.stdout.splitlines()
@@ -94,8 +101,10 @@ def split_ipa(ipa: str, where: str = "phones", text: str | None = None) -> list[
         match = next((s for s in _SYMBOLS if ipa.startswith(s, i)), None)
         if match is None:
             source = f" (espeak-ng's reading of {text!r})" if text is not None else ""
-            raise ValueError(f"{where}: phone symbol {char!r} (U+{ord(char):04X}, {unicodedata.name(char, '?')}) "
-                             f"in {ipa!r}{source} is not in the phone inventory (vocabulary.PHONES)")
+            raise ValueError(
+                f"{where}: phone symbol {char!r} (U+{ord(char):04X}, {unicodedata.name(char, '?')}) "
+                f"in {ipa!r}{source} is not in the phone inventory (vocabulary.PHONES)"
+            )
         symbols.append(match)
         i += len(match)
     while symbols and symbols[-1] == WORD_BOUNDARY:
@@ -120,7 +129,9 @@ def phone_symbols(value: Any, where: str, voice: str = DEFAULT_VOICE, phonemized
     if isinstance(value, (list, tuple)) and all(isinstance(s, str) for s in value):
         unknown = [s for s in value if s not in _PHONE_INDEX]
         if unknown:
-            raise ValueError(f"{where}: phone symbols {unknown[:5]} are not in the phone inventory (vocabulary.PHONES)")
+            raise ValueError(
+                f"{where}: phone symbols {unknown[:5]} are not in the phone inventory (vocabulary.PHONES)"
+            )
         return list(value)
     raise ValueError(f"{where}: expected English text or a list of phone symbols, got {type(value).__name__}")
 
@@ -156,8 +167,11 @@ class PhoneModality(Modality):
 
     @classmethod
     def is_single(cls, value) -> bool:
-        return isinstance(value, str) or (isinstance(value, (list, tuple)) and all(
-            isinstance(s, str) and s in _PHONE_INDEX for s in value) and len(value) > 0)
+        return isinstance(value, str) or (
+            isinstance(value, (list, tuple))
+            and all(isinstance(s, str) and s in _PHONE_INDEX for s in value)
+            and len(value) > 0
+        )
 
     @classmethod
     def prepare(cls, values, settings) -> None:

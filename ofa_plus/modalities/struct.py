@@ -30,14 +30,19 @@ def read_sqlite_schema(database, max_values: int) -> dict:
     conn = sqlite3.connect(f"file:{os.fspath(database)}?mode=ro", uri=True) if own else database
     try:
         tables = {}
-        names = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
         for table in names:
             columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
             values = {}
             for column in columns if max_values else []:
-                rows = conn.execute(f'SELECT DISTINCT "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL '
-                                    f"LIMIT {int(max_values)}")
+                rows = conn.execute(
+                    f'SELECT DISTINCT "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL LIMIT {int(max_values)}'
+                )
                 values[column] = [r[0] for r in rows]
             tables[table] = {"columns": columns, "values": values}
         db_id = os.path.splitext(os.path.basename(os.fspath(database)))[0] if own else "main"
@@ -60,7 +65,8 @@ def linearize_schema(schema: dict, max_values: int) -> str:
 
 def linearize(value, max_values: int = DEFAULT_MAX_VALUES, where: str = "STRUCT") -> str:
     if isinstance(value, sqlite3.Connection) or (
-            isinstance(value, (str, os.PathLike)) and os.fspath(value).endswith(_DB_SUFFIXES)):
+        isinstance(value, (str, os.PathLike)) and os.fspath(value).endswith(_DB_SUFFIXES)
+    ):
         if not isinstance(value, sqlite3.Connection) and not os.path.exists(value):
             raise ValueError(f"{where}: database file {os.fspath(value)!r} does not exist")
         return linearize_schema(read_sqlite_schema(value, max_values), max_values)
@@ -74,8 +80,10 @@ def linearize(value, max_values: int = DEFAULT_MAX_VALUES, where: str = "STRUCT"
         return title + linearize_table(rows)
     if isinstance(value, (list, tuple)) and all(isinstance(r, (list, tuple)) for r in value):
         return linearize_table(value)
-    raise ValueError(f"{where}: expected a table (list of rows or {{'header', 'rows'}}), a schema "
-                     f"({{'db_id', 'tables'}}), a sqlite3 database or a string; got {type(value).__name__}")
+    raise ValueError(
+        f"{where}: expected a table (list of rows or {{'header', 'rows'}}), a schema "
+        f"({{'db_id', 'tables'}}), a sqlite3 database or a string; got {type(value).__name__}"
+    )
 
 
 @register_modality
@@ -93,7 +101,8 @@ class StructModality(Modality):
             return True
         # a single table is a list of rows of scalars; a batch is a list of tables or schemas
         return isinstance(value, (list, tuple)) and all(
-            isinstance(r, (list, tuple)) and all(not isinstance(c, (list, tuple, dict)) for c in r) for r in value)
+            isinstance(r, (list, tuple)) and all(not isinstance(c, (list, tuple, dict)) for c in r) for r in value
+        )
 
     @classmethod
     def encode(cls, value, ctx: SlotContext) -> list[int]:

@@ -46,7 +46,7 @@ def span_mask(ids: list[int], ratio: float, tokenizer, rng) -> list[int]:
 
 def _poisson(lam: float, rng) -> int:
     # Knuth's method: fine for a small lambda, and uses the caller's seeded RNG.
-    threshold, k, p = 2.718281828459045 ** -lam, 0, 1.0
+    threshold, k, p = 2.718281828459045**-lam, 0, 1.0
     while True:
         p *= rng.random()
         if p <= threshold:
@@ -62,12 +62,25 @@ class TextModality(Modality):
     preprocess_recipes = (TEXT_PHONE,)
     attributes = {
         **TEXT_ATTRIBUTES,
-        "closed_set": Attribute("choices", side="decoder", flag_allowed=True,
-                                help="answer is one of these candidates (bare: from the card or the call)"),
-        "mask_ratio": Attribute(float, side="encoder", minimum=0.0, maximum=1.0,
-                                help="BART-style span masking of this share of words (training only)"),
-        "noise_ratio": Attribute(float, minimum=0.0, maximum=1.0,
-                                 help="replace this share of tokens with random text tokens (training only)"),
+        "closed_set": Attribute(
+            "choices",
+            side="decoder",
+            flag_allowed=True,
+            help="answer is one of these candidates (bare: from the card or the call)",
+        ),
+        "mask_ratio": Attribute(
+            float,
+            side="encoder",
+            minimum=0.0,
+            maximum=1.0,
+            help="BART-style span masking of this share of words (training only)",
+        ),
+        "noise_ratio": Attribute(
+            float,
+            minimum=0.0,
+            maximum=1.0,
+            help="replace this share of tokens with random text tokens (training only)",
+        ),
     }
 
     @classmethod
@@ -77,9 +90,12 @@ class TextModality(Modality):
     @classmethod
     def check_slot(cls, slot, template) -> str | None:
         if slot.settings.get("preprocess") == TEXT_PHONE and (
-                slot.side != "decoder" or not any(e.slot.modality == "AUDIO" for e in template.slots("encoder"))):
-            return ("preprocess=text_phone (phone CTC on the audio) needs a target slot and an AUDIO slot on the "
-                    "encoder side")
+            slot.side != "decoder" or not any(e.slot.modality == "AUDIO" for e in template.slots("encoder"))
+        ):
+            return (
+                "preprocess=text_phone (phone CTC on the audio) needs a target slot and an AUDIO slot on the "
+                "encoder side"
+            )
         return None
 
     @classmethod

@@ -14,8 +14,9 @@ from __future__ import annotations
 from ..registry import Registry
 from .base import OutputKind
 
-OUTPUT_KINDS = Registry("output kind",
-                        lambda name: None if name and name == name.lower() else "must be lower case and non-empty")
+OUTPUT_KINDS = Registry(
+    "output kind", lambda name: None if name and name == name.lower() else "must be lower case and non-empty"
+)
 
 
 def register_output_kind(cls: type[OutputKind]) -> type[OutputKind]:

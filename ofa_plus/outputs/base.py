@@ -29,8 +29,10 @@ class OutputKind:
         targets = template.targets()
         if len(items) > 1 or not targets:
             slot = next(s for s in template.slots("decoder") if s.modality.output_kind == cls.name)
-            return (f"an {slot.slot.modality} target must be the only item on the decoder side "
-                    f"(no prompt text, other slots or no_loss)")
+            return (
+                f"an {slot.slot.modality} target must be the only item on the decoder side "
+                f"(no prompt text, other slots or no_loss)"
+            )
         return None
 
     # ------------------------------------------------------------------------------ processor half
@@ -56,6 +58,5 @@ class OutputKind:
         raise NotImplementedError
 
     @classmethod
-    def generate(cls, model, inputs=None, generation_config=None, logits_processor=None, constraints=None,
-                 **kwargs):
+    def generate(cls, model, inputs=None, generation_config=None, logits_processor=None, constraints=None, **kwargs):
         raise NotImplementedError

@@ -27,8 +27,9 @@ import functools
 import math
 import os
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,9 +51,17 @@ LOSS = "tacotron2"  # L1 on mels before and after the post-net + BCE on the stop
 @functools.lru_cache(maxsize=8)
 def _mel_transform(settings: MelSettings) -> torchaudio.transforms.MelSpectrogram:
     return torchaudio.transforms.MelSpectrogram(
-        sample_rate=settings.sampling_rate, n_fft=settings.n_fft, win_length=settings.win_length,
-        hop_length=settings.hop_length, f_min=settings.f_min, f_max=settings.f_max, n_mels=settings.num_mel_bins,
-        power=2.0, norm="slaney", mel_scale="slaney")
+        sample_rate=settings.sampling_rate,
+        n_fft=settings.n_fft,
+        win_length=settings.win_length,
+        hop_length=settings.hop_length,
+        f_min=settings.f_min,
+        f_max=settings.f_max,
+        n_mels=settings.num_mel_bins,
+        power=2.0,
+        norm="slaney",
+        mel_scale="slaney",
+    )
 
 
 def log_mel(waveform: torch.Tensor, settings: MelSettings) -> torch.Tensor:
@@ -90,8 +99,10 @@ def mel_target(value: Any, where: str, settings: MelSettings, sampling_rate: int
     waveform = load_audio(value, where, sampling_rate=sampling_rate, target_rate=settings.sampling_rate)
     mels = log_mel(waveform, settings)
     if len(mels) > settings.max_frames:
-        raise ValueError(f"{where}: the audio is {len(waveform) / settings.sampling_rate:.2f} s long, "
-                         f"{len(mels)} mel frames, more than tts_max_frames={settings.max_frames}")
+        raise ValueError(
+            f"{where}: the audio is {len(waveform) / settings.sampling_rate:.2f} s long, "
+            f"{len(mels)} mel frames, more than tts_max_frames={settings.max_frames}"
+        )
     return normalize_mels(mels, settings)
 
 
@@ -107,10 +118,17 @@ def collate_mels(mels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 @functools.lru_cache(maxsize=4)
 def _griffin_lim(settings: MelSettings):
     inverse = torchaudio.transforms.InverseMelScale(
-        n_stft=settings.n_fft // 2 + 1, n_mels=settings.num_mel_bins, sample_rate=settings.sampling_rate,
-        f_min=settings.f_min, f_max=settings.f_max, norm="slaney", mel_scale="slaney")
+        n_stft=settings.n_fft // 2 + 1,
+        n_mels=settings.num_mel_bins,
+        sample_rate=settings.sampling_rate,
+        f_min=settings.f_min,
+        f_max=settings.f_max,
+        norm="slaney",
+        mel_scale="slaney",
+    )
     griffin_lim = torchaudio.transforms.GriffinLim(
-        n_fft=settings.n_fft, win_length=settings.win_length, hop_length=settings.hop_length, power=2.0, n_iter=32)
+        n_fft=settings.n_fft, win_length=settings.win_length, hop_length=settings.hop_length, power=2.0, n_iter=32
+    )
     return inverse, griffin_lim
 
 
@@ -128,8 +146,9 @@ def griffin_lim(log_mels: torch.Tensor, settings: MelSettings) -> torch.Tensor:
         return vocoder(power)[: (frames - 1) * settings.hop_length]
 
 
-def decode_speech(generated, settings: MelSettings, vocoder: Callable | None = None,
-                  return_mels: bool = False) -> list[dict]:
+def decode_speech(
+    generated, settings: MelSettings, vocoder: Callable | None = None, return_mels: bool = False
+) -> list[dict]:
     """Generated mels -> ``{"audio": float32 (samples,), "sampling_rate": int}`` per row, plus with
     ``return_mels`` the de-normalised ``"mel"`` (frames, n_mels) float32 log-mel (for mel distortion).
 
@@ -144,8 +163,9 @@ def decode_speech(generated, settings: MelSettings, vocoder: Callable | None = N
     elif isinstance(generated, (list, tuple)):
         rows = [torch.as_tensor(np.asarray(m)) for m in generated]
     else:
-        raise ValueError(f"expected generated mels (generate()'s output for an AUDIO target), got "
-                         f"{type(generated).__name__}")
+        raise ValueError(
+            f"expected generated mels (generate()'s output for an AUDIO target), got {type(generated).__name__}"
+        )
     out = []
     for mels in rows:
         mels = denormalize_mels(torch.as_tensor(mels).detach().float().cpu(), settings)
@@ -155,8 +175,10 @@ def decode_speech(generated, settings: MelSettings, vocoder: Callable | None = N
             audio, rate = griffin_lim(mels, settings), settings.sampling_rate
         else:
             audio, rate = _run_vocoder(vocoder, mels), getattr(vocoder, "sampling_rate", settings.sampling_rate)
-        value = {"audio": audio.detach().float().cpu().numpy().reshape(-1).astype(np.float32),
-                 "sampling_rate": int(rate)}
+        value = {
+            "audio": audio.detach().float().cpu().numpy().reshape(-1).astype(np.float32),
+            "sampling_rate": int(rate),
+        }
         if return_mels:
             value["mel"] = mels.numpy().astype(np.float32)
         out.append(value)
@@ -171,8 +193,9 @@ def _run_vocoder(vocoder: Callable, mels: torch.Tensor) -> torch.Tensor:
         audio = vocoder(mels[None])
     audio = torch.as_tensor(audio)
     if audio.ndim > 1 and audio.shape[0] != 1:
-        raise ValueError(f"the vocoder returned shape {tuple(audio.shape)} for one utterance; expected "
-                         f"(samples,) or (1, samples)")
+        raise ValueError(
+            f"the vocoder returned shape {tuple(audio.shape)} for one utterance; expected (samples,) or (1, samples)"
+        )
     return audio.reshape(-1)
 
 
@@ -247,8 +270,12 @@ class SpeechPrenet(nn.Module):
     def inference_masks(self, generator: torch.Generator, like: torch.Tensor) -> list[torch.Tensor]:
         """Dropout masks for one generation step, shared by every row: a row's output then does not
         depend on which other rows are in its batch, so batched generation equals one-by-one."""
-        return [torch.bernoulli(torch.full((layer.out_features,), 1 - self.dropout), generator=generator)
-                .to(like.device, like.dtype) for layer in self.layers]
+        return [
+            torch.bernoulli(torch.full((layer.out_features,), 1 - self.dropout), generator=generator).to(
+                like.device, like.dtype
+            )
+            for layer in self.layers
+        ]
 
 
 class SpeechPostnet(nn.Module):
@@ -291,7 +318,7 @@ class SpeechHead(nn.Module):
         r = self.frames_per_step
         steps = -(-mel_labels.shape[1] // r)
         padded = F.pad(mel_labels, (0, 0, 0, steps * r - mel_labels.shape[1]))
-        previous = torch.cat([padded.new_zeros(padded.shape[0], 1, padded.shape[2]), padded[:, r - 1:: r][:, :-1]], 1)
+        previous = torch.cat([padded.new_zeros(padded.shape[0], 1, padded.shape[2]), padded[:, r - 1 :: r][:, :-1]], 1)
         return self.prenet(previous)
 
     def frames(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -304,9 +331,15 @@ def frame_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
     return torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
 
 
-def speech_loss(mels: torch.Tensor, postnet_mels: torch.Tensor, stop_logits: torch.Tensor,
-                mel_labels: torch.Tensor, mel_lengths: torch.Tensor, frames_per_step: int,
-                stop_pos_weight: float) -> torch.Tensor:
+def speech_loss(
+    mels: torch.Tensor,
+    postnet_mels: torch.Tensor,
+    stop_logits: torch.Tensor,
+    mel_labels: torch.Tensor,
+    mel_lengths: torch.Tensor,
+    frames_per_step: int,
+    stop_pos_weight: float,
+) -> torch.Tensor:
     """L1 before + after the post-net over valid frames, plus BCE on the stop flags.
 
     A frame's stop flag is 1 from the last real frame on; it is scored on every frame of the steps
@@ -320,34 +353,65 @@ def speech_loss(mels: torch.Tensor, postnet_mels: torch.Tensor, stop_logits: tor
     positions = torch.arange(stop_logits.shape[1], device=mel_lengths.device)[None, :]
     stop_target = (positions >= mel_lengths[:, None] - 1).to(stop_logits.dtype)
     covered = positions < (-(-mel_lengths // frames_per_step) * frames_per_step)[:, None]
-    bce = F.binary_cross_entropy_with_logits(stop_logits, stop_target, reduction="none",
-                                             pos_weight=stop_logits.new_tensor(stop_pos_weight))
+    bce = F.binary_cross_entropy_with_logits(
+        stop_logits, stop_target, reduction="none", pos_weight=stop_logits.new_tensor(stop_pos_weight)
+    )
     stop = (bce * covered).sum() / covered.sum().clamp(min=1)
     return l1 + l1_post + stop
 
 
-def speech_forward(model, input_ids, attention_mask, pixel_values, encoder_outputs, mel_labels, mel_lengths,
-                   **model_kwargs) -> OFAPlusSpeechOutput:
+def speech_forward(
+    model, input_ids, attention_mask, pixel_values, encoder_outputs, mel_labels, mel_lengths, **model_kwargs
+) -> OFAPlusSpeechOutput:
     """Teacher-forced forward of `OFAPlusForConditionalGeneration` for an AUDIO target, with the loss."""
     head: SpeechHead = model.speech_head
     if mel_lengths is None:
         mel_lengths = torch.full((mel_labels.shape[0],), mel_labels.shape[1], device=mel_labels.device)
-    out = model.base_model(input_ids, attention_mask, pixel_values, None, encoder_outputs, use_cache=False,
-                           decoder_inputs_embeds=head.teacher_inputs(mel_labels), **model_kwargs)
+    out = model.base_model(
+        input_ids,
+        attention_mask,
+        pixel_values,
+        None,
+        encoder_outputs,
+        use_cache=False,
+        decoder_inputs_embeds=head.teacher_inputs(mel_labels),
+        **model_kwargs,
+    )
     mels, stop_logits = head.frames(out.last_hidden_state)
     postnet_mels = head.postnet(mels, frame_mask(mel_lengths, mels.shape[1]))
-    loss = speech_loss(mels, postnet_mels, stop_logits, mel_labels, mel_lengths, head.frames_per_step,
-                       model.config.tts_stop_pos_weight)
+    loss = speech_loss(
+        mels,
+        postnet_mels,
+        stop_logits,
+        mel_labels,
+        mel_lengths,
+        head.frames_per_step,
+        model.config.tts_stop_pos_weight,
+    )
     frames = mel_labels.shape[1]
-    return OFAPlusSpeechOutput(loss=loss, spectrogram=postnet_mels[:, :frames], mels_before_postnet=mels[:, :frames],
-                               stop_logits=stop_logits[:, :frames],
-                               encoder_last_hidden_state=out.encoder_last_hidden_state)
+    return OFAPlusSpeechOutput(
+        loss=loss,
+        spectrogram=postnet_mels[:, :frames],
+        mels_before_postnet=mels[:, :frames],
+        stop_logits=stop_logits[:, :frames],
+        encoder_last_hidden_state=out.encoder_last_hidden_state,
+    )
 
 
 @torch.no_grad()
-def generate_speech(model, input_ids, attention_mask=None, pixel_values=None, encoder_outputs=None, *,
-                    max_new_tokens: int | None = None, num_beams: int | None = 1, stop_threshold: float | None = None,
-                    seed: int = 0, **kwargs) -> SpeechGenerationOutput:
+def generate_speech(
+    model,
+    input_ids,
+    attention_mask=None,
+    pixel_values=None,
+    encoder_outputs=None,
+    *,
+    max_new_tokens: int | None = None,
+    num_beams: int | None = 1,
+    stop_threshold: float | None = None,
+    seed: int = 0,
+    **kwargs,
+) -> SpeechGenerationOutput:
     """Autoregressive mel generation with the KV cache, ``frames_per_step`` frames per decoder step.
 
     Each row ends at the first frame whose sigmoid(stop logit) exceeds ``stop_threshold`` (default
@@ -372,8 +436,9 @@ def generate_speech(model, input_ids, attention_mask=None, pixel_values=None, en
     if max_new_tokens:
         steps, max_frames = min(steps, max_new_tokens), min(max_frames, max_new_tokens * r)
     if encoder_outputs is None:
-        encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask,
-                                              pixel_values=pixel_values, **encoder_inputs)
+        encoder_outputs = model.get_encoder()(
+            input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values, **encoder_inputs
+        )
     states = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else encoder_outputs.last_hidden_state
     batch, device = states.shape[0], states.device
     cache = EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
@@ -437,15 +502,25 @@ class SpeechOutput(OutputKind):
         return decode_speech(generated, processor.mel_settings, vocoder or processor.vocoder, return_mels)
 
     @classmethod
-    def forward(cls, model, input_ids=None, attention_mask=None, pixel_values=None, encoder_outputs=None,
-                mel_labels=None, mel_lengths=None, **kwargs):
+    def forward(
+        cls,
+        model,
+        input_ids=None,
+        attention_mask=None,
+        pixel_values=None,
+        encoder_outputs=None,
+        mel_labels=None,
+        mel_lengths=None,
+        **kwargs,
+    ):
         encoder_inputs = {k: kwargs[k] for k in model.get_encoder().input_keys if k in kwargs}
-        return speech_forward(model, input_ids, attention_mask, pixel_values, encoder_outputs, mel_labels,
-                              mel_lengths, **encoder_inputs)
+        return speech_forward(
+            model, input_ids, attention_mask, pixel_values, encoder_outputs, mel_labels, mel_lengths, **encoder_inputs
+        )
 
     @classmethod
-    def generate(cls, model, inputs=None, generation_config=None, logits_processor=None, constraints=None,
-                 **kwargs):
+    def generate(cls, model, inputs=None, generation_config=None, logits_processor=None, constraints=None, **kwargs):
         input_ids = inputs if inputs is not None else kwargs.pop("input_ids", None)
-        return generate_speech(model, input_ids, generation_config=generation_config,
-                               logits_processor=logits_processor, **kwargs)
+        return generate_speech(
+            model, input_ids, generation_config=generation_config, logits_processor=logits_processor, **kwargs
+        )

@@ -53,8 +53,10 @@ class TokenOutput(OutputKind):
     def collate(cls, encoded, processor, with_targets: bool) -> dict[str, torch.Tensor]:
         pad = processor.tokenizer.pad_token_id
         if with_targets:
-            return {"decoder_input_ids": pad_ids([e["decoder_input_ids"] for e in encoded], pad),
-                    "labels": pad_ids([e["labels"] for e in encoded], -100)}
+            return {
+                "decoder_input_ids": pad_ids([e["decoder_input_ids"] for e in encoded], pad),
+                "labels": pad_ids([e["labels"] for e in encoded], -100),
+            }
         if any(len(e["decoder_input_ids"]) > 1 for e in encoded):  # no_loss prefixes: decoder prompts
             return {"decoder_input_ids": pad_ids([e["decoder_input_ids"] for e in encoded], pad)}
         return {}
@@ -77,13 +79,13 @@ class TokenOutput(OutputKind):
         values = []
         for i, ids in enumerate(generated):
             info = rows[i // per_row]
-            ids = ids[info.prompt_length:]
+            ids = ids[info.prompt_length :]
             if V.EOS_ID in ids:
                 ids = ids[: ids.index(V.EOS_ID)]
             ids = [t for t in ids if t != V.PAD_ID]
             values.append(_decode_row(processor, inputs.plan, inputs.plan.templates[info.template], ids, info))
         if per_row > 1:
-            return [values[i: i + per_row] for i in range(0, len(values), per_row)]
+            return [values[i : i + per_row] for i in range(0, len(values), per_row)]
         return values
 
     # ------------------------------------------------------------------------------ model half
@@ -92,8 +94,7 @@ class TokenOutput(OutputKind):
         return model(**inputs)  # the model's own forward is the token forward
 
     @classmethod
-    def generate(cls, model, inputs=None, generation_config=None, logits_processor=None, constraints=None,
-                 **kwargs):
+    def generate(cls, model, inputs=None, generation_config=None, logits_processor=None, constraints=None, **kwargs):
         return model.generate_tokens(inputs, generation_config, logits_processor, constraints, **kwargs)
 
 
@@ -134,8 +135,15 @@ def _consume(processor, template, items, ids, position, info):
 
 
 def _decode_slot(processor, template, slot: SlotPlan, ids, info):
-    ctx = SlotContext(processor.tokenizer, slot.settings, f"output slot [{slot.slot.modality}:{slot.column}]",
-                      processor=processor, row=info, template=template, slot=slot)
+    ctx = SlotContext(
+        processor.tokenizer,
+        slot.settings,
+        f"output slot [{slot.slot.modality}:{slot.column}]",
+        processor=processor,
+        row=info,
+        template=template,
+        slot=slot,
+    )
     return slot.modality.decode(ids, ctx)
 
 
