@@ -191,6 +191,7 @@ def test_plan_shows_the_new_parts():
     assert (scalar.output_kind, scalar.loss, scalar.generator.kind) == ("scalar", "squared_error", "scalar")
 
 
+@pytest.mark.slow  # trains a small model for a few seconds
 def test_a_new_input_modality_trains_generates_and_round_trips(tmp_path):
     rng = random.Random(0)
     model, processor = new_model()
@@ -233,6 +234,7 @@ def test_a_bad_value_of_the_new_modality_names_row_and_slot():
         processor(VECTOR_TASK, numbers=[[0.5], []], answer=["yes", "no"])
 
 
+@pytest.mark.slow  # trains a small model for a few seconds
 def test_a_new_output_kind_trains_generates_and_round_trips(tmp_path):
     rng = random.Random(0)
     model, processor = new_model(seed=1)
