@@ -264,6 +264,11 @@ class OFAPlusConfig(PreTrainedConfig):
                 f"larger than image_bucket_size={self.image_bucket_size}"
             )
 
+    def validate_bins(self):
+        # BOX coordinates use the first num_bins ids of the vocabulary's fixed location-bin range
+        if not 2 <= self.num_bins <= V.NUM_BINS:
+            raise ValueError(f"num_bins must be 2..{V.NUM_BINS} (the vocabulary's location bins), got {self.num_bins}")
+
     def validate_audio(self):
         if self.audio_feature_size < 7:
             raise ValueError(

@@ -70,6 +70,7 @@ class RowContext:
             self.where(slot),
             self.training,
             self.rng,
+            num_bins=self.processor.num_bins,
             processor=self.processor,
             row=self.info,
             template=self.template,
@@ -144,9 +145,11 @@ class OFAPlusProcessor(ProcessorMixin):
         feature_extractor=None,
         image_patch_stride: int = 16,
         tts_settings: dict | None = None,
+        num_bins: int = V.NUM_BINS,
         **kwargs,
     ):
         self.image_patch_stride = image_patch_stride
+        self.num_bins = num_bins  # the model config's location bins: BOX coordinates are quantised to these
         # AUDIO targets: the model config's tts_* mel settings (`MelSettings`)
         self.tts_settings = MelSettings.from_dict(tts_settings).to_dict()
         self.vocoder = None  # mels -> waveform for AUDIO outputs; None = Griffin-Lim (ofa_plus.outputs.speech)
@@ -212,6 +215,7 @@ class OFAPlusProcessor(ProcessorMixin):
             OFAPlusAudioFeatureExtractor(feature_size=config.audio_feature_size),
             image_patch_stride=config.image_size // config.image_grid_size,
             tts_settings=MelSettings.from_config(config).to_dict(),
+            num_bins=config.num_bins,
         )
 
     @property
@@ -347,7 +351,9 @@ class OFAPlusProcessor(ProcessorMixin):
             return DecodingConstraints("closed_set", [target.modality.encode(c, ctx) + [V.EOS_ID] for c in candidates])
         if closed_set:
             raise ValueError(f"{_task(plan)}closed_set= was given but the target slot has no closed_set attribute")
-        return DecodingConstraints("box" if kind == "box" else "free", output_kind=plan.output_kind)
+        return DecodingConstraints(
+            "box" if kind == "box" else "free", num_bins=self.num_bins, output_kind=plan.output_kind
+        )
 
     @functools.lru_cache(maxsize=4096)
     def _prompt_ids(self, text: str) -> list[int]:

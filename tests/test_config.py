@@ -54,6 +54,7 @@ def test_wrong_type_on_assignment_is_an_error():
             "validate_image",
             "image_size 1024 gives a 64x64 patch grid, larger than image_bucket_size=42",
         ),
+        (dict(num_bins=1001), "validate_bins", r"num_bins must be 2..1000 \(the vocabulary's location bins\)"),
         (dict(audio_feature_size=6), "validate_audio", "audio_feature_size 6 is too small for 4x subsampling"),
         (dict(vocab_size=100), "validate_vocabulary", "vocab_size 100 is smaller than the reserved ranges"),
         (dict(vocabulary_layout_version=99), "validate_vocabulary", "checkpoint uses vocabulary layout v99"),

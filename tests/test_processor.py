@@ -162,6 +162,30 @@ def test_box_labels_are_bins_of_the_original_image(processor):
     ]
 
 
+def test_box_bins_follow_the_model_config(tmp_path):
+    """A model configured with fewer location bins gets box labels, decoding constraints and decoded
+    boxes on that grid, and keeps it through save/load (num_bins used to be ignored: always 1000)."""
+    model = small_model(0, num_bins=100)
+    processor = OFAPlusProcessor.for_config(model.config)
+    processor.save_pretrained(tmp_path)
+    pics = [shape_image(50, 80), shape_image(300, 120)]
+    for proc in (processor, OFAPlusProcessor.from_pretrained(tmp_path)):
+        assert proc.num_bins == 100
+        inputs = proc(GROUNDING, img=pics, cap=["a", "b"], region=[(10, 20, 40, 70), (0, 0, 300, 120)])
+        assert inputs["labels"][0].tolist() == [
+            V.BIN_OFFSET + round(c) for c in (10 / 50 * 99, 20 / 80 * 99, 40 / 50 * 99, 70 / 80 * 99)
+        ] + [V.EOS_ID]
+        assert inputs["labels"][1, :4].tolist() == [V.BIN_OFFSET, V.BIN_OFFSET, V.BIN_OFFSET + 99, V.BIN_OFFSET + 99]
+        assert inputs["constraints"].num_bins == 100
+        # a bin beyond the grid is never generated, even when pushed; bin 99 is the far corner
+        inputs = proc(GROUNDING, img=pics, cap=["a", "b"])
+        beyond = Boost(1, lambda step: [V.BIN_OFFSET + 500])
+        generated = model.generate(**inputs, logits_processor=LogitsProcessorList([beyond]))
+        assert ((generated[:, 1:5] >= V.BIN_OFFSET) & (generated[:, 1:5] < V.BIN_OFFSET + 100)).all()
+        corner = torch.tensor([[V.BOS_ID, *[V.BIN_OFFSET + 99] * 4, V.EOS_ID]] * 2)
+        assert proc.postprocess(corner, inputs) == [(50.0, 80.0, 50.0, 80.0), (300.0, 120.0, 300.0, 120.0)]
+
+
 @pytest.mark.parametrize(
     "bad, message",
     [

@@ -139,6 +139,7 @@ def _decode_slot(processor, template, slot: SlotPlan, ids, info):
         processor.tokenizer,
         slot.settings,
         f"output slot [{slot.slot.modality}:{slot.column}]",
+        num_bins=processor.num_bins,
         processor=processor,
         row=info,
         template=template,
