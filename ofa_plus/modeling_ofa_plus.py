@@ -459,10 +459,8 @@ class OFAPlusEncoder(nn.Module):
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
         modality_inputs = {k: kwargs[k] for k in self.input_keys if k in kwargs}
         x, item_start = self.embed_inputs(x, input_ids, pixel_values=pixel_values, **modality_inputs)
-        type_ids = torch.zeros_like(input_ids)
-        for modality in self.modalities:
-            if self.adaptor(modality).type_id:
-                type_ids = type_ids.masked_fill(input_ids == modality.placeholder_id, self.adaptor(modality).type_id)
+        kinds = self.token_kinds(input_ids)  # each token's row of the type embedding: its adaptor's type_id
+        type_ids = kinds.new_tensor([0] + [self.adaptor(m).type_id for m in self.modalities])[kinds]
         x = self.dropout(self.layernorm_embedding(x + self.type_embedding(type_ids)))
 
         position_bias, row_layout = self.position_biases(input_ids, x.dtype, item_start)
