@@ -41,6 +41,7 @@ PRESETS: dict[str, dict] = {
         normformer=False,
         init_std=256**-0.5,
         audio_conv_channels=64,
+        target_vocab="modality",
     ),
     # OFA-base: 768 d, 6+6 layers, 12 heads, ResNet-101 up to stage 3, 480 px -> 30x30 patches.
     "base": dict(
@@ -193,6 +194,11 @@ class OFAPlusConfig(PreTrainedConfig):
     image_size: int = 128
     num_bins: int = V.NUM_BINS
     label_smoothing: Number = 0.1
+    # what a target's softmax ranges over, in the training loss and in free generation: "full" (the
+    # whole vocabulary) or "modality" (only the ids its target slots' modalities can produce, plus EOS:
+    # text pieces for TEXT, location bins for BOX, a closed set's candidate tokens). The tiny preset,
+    # trained from scratch, uses "modality"; models saved before this field load as "full".
+    target_vocab: str = "full"
     init_std: Number = 0.02
     image_token_id: int = V.IMAGE_ID
     audio_token_id: int = V.AUDIO_ID
@@ -268,6 +274,10 @@ class OFAPlusConfig(PreTrainedConfig):
         # BOX coordinates use the first num_bins ids of the vocabulary's fixed location-bin range
         if not 2 <= self.num_bins <= V.NUM_BINS:
             raise ValueError(f"num_bins must be 2..{V.NUM_BINS} (the vocabulary's location bins), got {self.num_bins}")
+
+    def validate_target_vocab(self):
+        if self.target_vocab not in ("full", "modality"):
+            raise ValueError(f'target_vocab must be "full" or "modality", got {self.target_vocab!r}')
 
     def validate_audio(self):
         if self.audio_feature_size < 7:

@@ -69,6 +69,20 @@ class BoxLogitsProcessor(LogitsProcessor):
         return scores + mask
 
 
+class AllowedIdsLogitsProcessor(LogitsProcessor):
+    """Only the given ids keep their scores (the target's vocabulary under ``target_vocab="modality"``)."""
+
+    def __init__(self, allowed_ids: list[int]):
+        self.allowed_ids = torch.tensor(allowed_ids)
+        self.mask: torch.Tensor | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.mask is None or self.mask.shape[-1] != scores.shape[-1] or self.mask.device != scores.device:
+            self.mask = torch.full((scores.shape[-1],), float("-inf"), device=scores.device, dtype=scores.dtype)
+            self.mask[self.allowed_ids.to(scores.device)] = 0.0
+        return scores + self.mask
+
+
 @dataclass
 class DecodingConstraints:
     """How one task is generated: ``output_kind`` names the output kind (`ofa_plus.outputs`) whose
@@ -80,13 +94,15 @@ class DecodingConstraints:
     bin_offset: int = V.BIN_OFFSET
     num_bins: int = V.NUM_BINS
     output_kind: str = "tokens"
+    # the ids the target can produce (config.target_vocab="modality"); None: the whole vocabulary
+    allowed_ids: list[int] | None = None
 
     def logits_processors(self, prompt_length: int) -> list[LogitsProcessor]:
         if self.kind == "closed_set":
             return [TrieLogitsProcessor(self.sequences, prompt_length, self.eos_token_id)]
         if self.kind == "box":
             return [BoxLogitsProcessor(prompt_length, self.bin_offset, self.num_bins, self.eos_token_id)]
-        return []
+        return [AllowedIdsLogitsProcessor(self.allowed_ids)] if self.allowed_ids is not None else []
 
     def generate_kwargs(self, prompt_length: int) -> dict:
         """Defaults the constraint implies; explicit generate() arguments win."""

@@ -713,6 +713,7 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, OFAPlusGenerationM
         input_features: torch.FloatTensor | None = None,
         input_features_mask: torch.Tensor | None = None,
         ctc_labels: torch.LongTensor | None = None,
+        label_vocab: torch.LongTensor | None = None,
         **kwargs,
     ):
         r"""
@@ -726,6 +727,9 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, OFAPlusGenerationM
         ctc_labels (`torch.LongTensor` of shape `(batch, phones)`, *optional*):
             Phone ids (padded with -100) of each row's transcript: adds `config.ctc_weight` times a
             CTC loss on the encoder states of the row's audio placeholders (with `labels` only).
+        label_vocab (`torch.LongTensor` of shape `(ids,)`, *optional*):
+            Sorted ids that hold every label (the processor gives it under `config.target_vocab="modality"`):
+            the softmax of the loss ranges over these ids only, and `logits` has one column per id.
         kwargs:
             The targets of another output kind, e.g. `mel_labels` and `mel_lengths` (an AUDIO target's
             log-mel frames, `ofa_plus.outputs.speech`): that kind's head then runs, and its output
@@ -748,8 +752,15 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, OFAPlusGenerationM
                 decoder_input_ids = shift_tokens_right(
                     labels, self.config.pad_token_id, self.config.decoder_start_token_id
                 )
-        # the LM head and the token lookups share one table: one gradient buffer for both (TiedHeadGradient)
-        tied = TiedHeadGradient() if labels is not None and self.lm_head.weight is self.model.shared.weight else None
+        if label_vocab is not None and labels is None:
+            raise ValueError("label_vocab restricts the loss's softmax: it needs labels")
+        # the LM head and the token lookups share one table: one gradient buffer for both (TiedHeadGradient);
+        # a head restricted to label_vocab leaves the sum of the two gradients to autograd
+        tied = (
+            TiedHeadGradient()
+            if labels is not None and label_vocab is None and self.lm_head.weight is self.model.shared.weight
+            else None
+        )
         out = self.model(
             input_ids,
             attention_mask,
@@ -762,12 +773,18 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, OFAPlusGenerationM
             tied_head_gradient=tied,
             **modality_inputs,
         )
-        logits = self.lm_logits(out.last_hidden_state)
+        head = self.lm_head.weight
+        if label_vocab is not None:  # the head's rows of the ids the labels can take; labels as their positions
+            head = head.index_select(0, label_vocab)
+            logits = F.linear(out.last_hidden_state, head)
+            labels = torch.where(labels == -100, labels, torch.searchsorted(label_vocab, labels))
+        else:
+            logits = self.lm_logits(out.last_hidden_state)
         loss = ctc_loss = None
         if labels is not None:  # the loss back-propagates through the head itself, on labelled rows only
             loss = LabelSmoothedLMLoss.apply(
                 out.last_hidden_state.flatten(0, 1),
-                self.lm_head.weight,
+                head,
                 logits.detach().flatten(0, 1),
                 labels.flatten(),
                 self.config.label_smoothing,

@@ -146,10 +146,14 @@ class OFAPlusProcessor(ProcessorMixin):
         image_patch_stride: int = 16,
         tts_settings: dict | None = None,
         num_bins: int = V.NUM_BINS,
+        target_vocab: str = "full",
         **kwargs,
     ):
         self.image_patch_stride = image_patch_stride
         self.num_bins = num_bins  # the model config's location bins: BOX coordinates are quantised to these
+        # the model config's target_vocab: "modality" restricts each target's softmax (labels: the
+        # ``label_vocab`` batch item; generation: `DecodingConstraints.allowed_ids`) to its modalities' ids
+        self.target_vocab = target_vocab
         # AUDIO targets: the model config's tts_* mel settings (`MelSettings`)
         self.tts_settings = MelSettings.from_dict(tts_settings).to_dict()
         self.vocoder = None  # mels -> waveform for AUDIO outputs; None = Griffin-Lim (ofa_plus.outputs.speech)
@@ -216,6 +220,7 @@ class OFAPlusProcessor(ProcessorMixin):
             image_patch_stride=config.image_size // config.image_grid_size,
             tts_settings=MelSettings.from_config(config).to_dict(),
             num_bins=config.num_bins,
+            target_vocab=config.target_vocab,
         )
 
     @property
@@ -334,6 +339,8 @@ class OFAPlusProcessor(ProcessorMixin):
         data.update(output_kind.collate([e["decoder"] for e in encoded], self, train_mode))
         data = {k: torch.tensor(v) if isinstance(v, list) else v for k, v in data.items()}
         data["constraints"] = self.constraints(plan, closed_set)
+        if train_mode and "labels" in data and data["constraints"].allowed_ids is not None:
+            data["label_vocab"] = self._label_vocab(plan, data["constraints"].allowed_ids, data["labels"])
         batch = OFAPlusBatch(data)
         batch.plan = plan
         batch.rows = [e["info"] for e in encoded]
@@ -343,17 +350,45 @@ class OFAPlusProcessor(ProcessorMixin):
         kind = plan.generator.kind
         if kind == "closed_set":
             candidates = closed_set or plan.generator.closed_set
-            if not candidates:
-                return DecodingConstraints("free")  # bare closed_set with no candidates: generate freely
-            # tokenise candidates exactly as the target slot's labels are (uncased, max_length, ...)
-            target = plan.templates[0].targets()[0]
-            ctx = SlotContext(self.tokenizer, target.settings, f"{_task(plan)}closed_set of {_slot_text(target)}")
-            return DecodingConstraints("closed_set", [target.modality.encode(c, ctx) + [V.EOS_ID] for c in candidates])
-        if closed_set:
+            if candidates:
+                # tokenise candidates exactly as the target slot's labels are (uncased, max_length, ...)
+                target = plan.templates[0].targets()[0]
+                ctx = SlotContext(self.tokenizer, target.settings, f"{_task(plan)}closed_set of {_slot_text(target)}")
+                sequences = [target.modality.encode(c, ctx) + [V.EOS_ID] for c in candidates]
+                allowed = sorted({t for s in sequences for t in s}) if self.target_vocab == "modality" else None
+                return DecodingConstraints("closed_set", sequences, allowed_ids=allowed)
+            kind = "free"  # bare closed_set with no candidates: generate freely
+        elif closed_set:
             raise ValueError(f"{_task(plan)}closed_set= was given but the target slot has no closed_set attribute")
         return DecodingConstraints(
-            "box" if kind == "box" else "free", num_bins=self.num_bins, output_kind=plan.output_kind
+            "box" if kind == "box" else "free",
+            num_bins=self.num_bins,
+            output_kind=plan.output_kind,
+            allowed_ids=self._modality_ids(plan) if self.target_vocab == "modality" else None,
         )
+
+    def _modality_ids(self, plan: TaskPlan) -> list[int] | None:
+        """Every id the plan's target slots can produce, plus EOS (None: any id, or not a token output)."""
+        ids, targets = {V.EOS_ID}, [s for t in plan.templates for s in t.targets()]
+        for slot in targets:
+            ranges = slot.modality.output_ids(SlotContext(self.tokenizer, slot.settings, "", num_bins=self.num_bins))
+            if ranges is None:
+                return None
+            ids.update(i for r in ranges for i in r)
+        return sorted(ids) if targets else None
+
+    def _label_vocab(self, plan: TaskPlan, allowed: list[int], labels: torch.Tensor) -> torch.Tensor:
+        """The ids the batch's token softmax ranges over; every label must be one of them."""
+        vocab = torch.tensor(allowed)
+        scored = labels[labels != -100]
+        outside = scored[~torch.isin(scored, vocab)]
+        if len(outside):
+            row = int((labels == outside[0]).nonzero()[0, 0])
+            raise ValueError(
+                f"{_task(plan)}row {row}: label id {int(outside[0])} is not an id its target slots can produce "
+                f"(target_vocab='modality'; a closed-set label that is not among the candidates?)"
+            )
+        return vocab
 
     @functools.lru_cache(maxsize=4096)
     def _prompt_ids(self, text: str) -> list[int]:

@@ -149,6 +149,12 @@ class Modality:
         return end
 
     @classmethod
+    def output_ids(cls, ctx: SlotContext) -> list[range] | None:
+        """The vocabulary ids this modality can produce as a target (the model's softmax is restricted
+        to them, plus EOS, under ``config.target_vocab="modality"``); None: any id."""
+        return None
+
+    @classmethod
     def auxiliary_labels(cls, value: Any, ctx: SlotContext) -> dict[str, list[int]]:
         """Extra training targets a target slot adds to the batch, by batch key (padded with -100):
         ``preprocess=text_phone`` on TEXT gives the phones of the text as ``ctc_labels``."""

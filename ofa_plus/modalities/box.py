@@ -77,3 +77,7 @@ class BoxModality(Modality):
     @classmethod
     def value_end(cls, ids: list[int], start: int) -> int:
         return start + 4  # a box is always its four bins
+
+    @classmethod
+    def output_ids(cls, ctx: SlotContext) -> list[range]:
+        return [range(V.BIN_OFFSET, V.BIN_OFFSET + ctx.num_bins)]

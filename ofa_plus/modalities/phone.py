@@ -186,3 +186,7 @@ class PhoneModality(Modality):
     @classmethod
     def decode(cls, ids: list[int], ctx: SlotContext) -> str:
         return phones_to_string(ids)
+
+    @classmethod
+    def output_ids(cls, ctx: SlotContext) -> list[range]:
+        return [range(V.PHONE_OFFSET, V.PHONE_OFFSET + V.NUM_PHONE_SLOTS)]

@@ -112,3 +112,7 @@ class StructModality(Modality):
     @classmethod
     def decode(cls, ids: list[int], ctx: SlotContext) -> str:
         return TextModality.decode(ids, ctx)
+
+    @classmethod
+    def output_ids(cls, ctx: SlotContext) -> list[range]:
+        return TextModality.output_ids(ctx)

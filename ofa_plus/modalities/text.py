@@ -128,3 +128,7 @@ class TextModality(Modality):
     @classmethod
     def decode(cls, ids: list[int], ctx: SlotContext) -> str:
         return ctx.tokenizer.decode_text([i for i in ids if i >= V.TEXT_OFFSET or i == V.UNK_ID]).strip()
+
+    @classmethod
+    def output_ids(cls, ctx: SlotContext) -> list[range]:
+        return [range(V.UNK_ID, V.UNK_ID + 1), range(V.TEXT_OFFSET, len(ctx.tokenizer))]  # what decode keeps

@@ -26,7 +26,7 @@ class TokenOutput(OutputKind):
     name = "tokens"
     generator = "text"  # or closed_set / box / sequence, by the targets (ofa_plus.plan)
     loss = LOSS
-    label_keys = ("labels",)
+    label_keys = ("labels", "label_vocab")  # label_vocab: the ids the labels' softmax ranges over
 
     @classmethod
     def check_template(cls, template) -> str | None:
