@@ -1,8 +1,8 @@
 """Multi-task batching: which task each micro-batch comes from, and which rows it holds.
 
 Everything here is a pure function of (seed, step), so a resumed run rebuilds exactly the data
-order of an uninterrupted one by replaying the schedule, and every process of a distributed run
-agrees on the task of each micro-batch while reading rows of its own.
+order of an uninterrupted one by replaying the schedule; every process of a distributed run draws
+its own share of each step's tasks and reads rows of its own.
 
 - `task_probabilities`: tasks are drawn with probability ∝ weight ** (1 / temperature).
 - `TaskStream`: one task's training rows as single-task, length-bucketed batches, reshuffled
@@ -30,10 +30,16 @@ def task_probabilities(cards: list[TaskCard], temperature: float = 1.0) -> np.nd
     return weights / weights.sum()
 
 
-def step_tasks(seed: int, step: int, probabilities: np.ndarray, count: int) -> list[int]:
-    """The tasks of the micro-batches of optimiser step ``step`` (drawn with replacement)."""
+def step_tasks(
+    seed: int, step: int, probabilities: np.ndarray, count: int, rank: int = 0, world: int = 1
+) -> list[int]:
+    """The tasks of process ``rank``'s ``count`` micro-batches of optimiser step ``step`` (drawn with
+    replacement, ``count * world`` per step): in a distributed run every process learns other tasks
+    in the same step, so one update mixes ``world`` micro-batches of (usually) different tasks."""
     rng = np.random.default_rng([seed, step, 1])
-    return rng.choice(len(probabilities), size=count, p=probabilities).tolist()
+    return rng.choice(len(probabilities), size=count * world, p=probabilities)[
+        rank * count : (rank + 1) * count
+    ].tolist()
 
 
 def row_lengths(dataset: datasets.Dataset, columns: list[str]) -> np.ndarray:

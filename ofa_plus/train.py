@@ -386,7 +386,7 @@ def resume(run: Run) -> None:
     run.accelerator.load_state(str(checkpoint))
     run.accelerator.step = run.state.step * run.per_step  # where gradient accumulation stands
     for step in range(run.state.step):
-        for task in step_tasks(run.args.seed, step, run.probabilities, run.per_step):
+        for task in process_tasks(run, step):
             run.streams[task].advance()
     run.accelerator.print(f"resumed from {checkpoint} at step {run.state.step}")
 
@@ -410,9 +410,17 @@ def start_log(run: Run) -> None:
     )
 
 
+def process_tasks(run: Run, step: int) -> list[int]:
+    """The tasks this process trains in optimiser step ``step``."""
+    accelerator = run.accelerator
+    return step_tasks(
+        run.args.seed, step, run.probabilities, run.per_step, accelerator.process_index, accelerator.num_processes
+    )
+
+
 def step_parts(run: Run, step: int) -> tuple[list[int], list[MicroBatch]]:
-    """The tasks drawn for optimiser step ``step`` and their micro-batches."""
-    tasks = step_tasks(run.args.seed, step, run.probabilities, run.per_step)
+    """The tasks this process draws for optimiser step ``step`` and their micro-batches."""
+    tasks = process_tasks(run, step)
     return tasks, [
         MicroBatch(
             run.cards[task], run.streams[task], f"{run.args.seed}-{step}-{k}", run.cards[task].training.loss_weight

@@ -235,6 +235,14 @@ def test_task_sampling_follows_weights_and_temperature():
     draws = [t for step in range(400) for t in step_tasks(0, step, task_probabilities(cards), 4)]
     assert 0.7 < np.mean(draws) < 0.8
     assert step_tasks(0, 7, task_probabilities(cards), 4) == step_tasks(0, 7, task_probabilities(cards), 4)
+    # two processes draw their own share of a step's tasks: together the draw of one process doing both
+    ranks = [step_tasks(0, 7, task_probabilities(cards), 2, rank, world=2) for rank in range(2)]
+    assert ranks[0] + ranks[1] == step_tasks(0, 7, task_probabilities(cards), 4)
+    mixed = sum(
+        len(set(step_tasks(0, s, [0.5, 0.5], 1, 0, 2) + step_tasks(0, s, [0.5, 0.5], 1, 1, 2))) == 2
+        for s in range(100)
+    )
+    assert 30 < mixed < 70  # about half the steps mix two tasks
 
 
 def test_processes_read_disjoint_batches_of_one_task(suite):
