@@ -6,7 +6,8 @@
 Full fine-tuning updates every weight; ``--lora`` trains low-rank adapters (``peft``) on the
 attention and feed-forward projections of the encoder and decoder, then merges them into the
 weights, so ``--output`` holds a plain model (``from_pretrained`` and ``pipeline()`` load it as any
-other). The model keeps its earlier task cards and gains the new one, so
+other). The model keeps its earlier task cards and gains the new one (a card named like a task the
+model already has is an error unless ``--replace`` is given: then the new card replaces it), so
 ``pipeline("multimodal-instruction", model=OUTPUT)(task=NAME, ...)`` runs it by name. The card's
 metric is measured on its test split (validation if it has none) for the untuned and the tuned
 model; ``results.json`` holds both (the tuned one in the format of ``ofa-plus evaluate``, so it
@@ -28,12 +29,13 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from . import hub
+from .configuration_ofa_plus import OFAPlusConfig
 from .evaluation import evaluate_card, model_index_entries, results_table
 from .model_card import model_index
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration
 from .multitask import TaskStream
 from .processing_ofa_plus import OFAPlusProcessor
-from .task_card import TaskCard, load_cards
+from .task_card import CardError, TaskCard, load_cards
 from .train import MicroBatch, Trainer, step_seed
 
 # the attention and feed-forward projections of every encoder and decoder layer (modeling_ofa_plus.py)
@@ -50,6 +52,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--card", required=True, help="the new task's card (YAML)")
     p.add_argument("--output", required=True, help="folder for the fine-tuned model, results.json and README.md")
     p.add_argument("--lora", action="store_true", help="train LoRA adapters (merged into the weights at the end)")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="allow a card named like one of the model's tasks: it replaces that task",
+    )
     p.add_argument("--lora-rank", type=int, default=8)
     p.add_argument("--lora-alpha", type=float, default=16.0)
     p.add_argument("--steps", type=int, default=300, help="optimiser steps")
@@ -107,6 +114,7 @@ def finetune(
     output: str | Path,
     *,
     lora: bool = False,
+    replace: bool = False,
     steps: int = 300,
     lr: float | None = None,
     batch_size: int | None = None,
@@ -125,15 +133,23 @@ def finetune(
     if len(cards) != 1:
         raise ValueError(f"--card takes one task card, {card} holds {len(cards)}")
     new = cards[0]
+    saved = OFAPlusConfig.from_pretrained(model).task_cards or []  # checked before the model loads
+    known = [c for c in saved if c["name"] != new.name]
+    if not replace and len(known) < len(saved):
+        raise CardError(
+            new.where,
+            "name",
+            f"the model {model} already has a task {new.name!r}; fine-tuning would replace its card. "
+            f"Rename the card, or pass --replace (replace=True) to replace the task",
+        )
     if batch_size:
         new.training = dataclasses.replace(new.training, batch_size=batch_size)
     output = Path(output)
     accelerator = Accelerator(mixed_precision=mixed_precision)
     generalist = OFAPlusForConditionalGeneration.from_pretrained(model).to(accelerator.device).eval()
     processor = OFAPlusProcessor.from_pretrained(model)
-    known = [c for c in generalist.config.task_cards or [] if c["name"] != new.name]
-    if len(known) < len(generalist.config.task_cards or []):
-        accelerator.print(f"the model already has a task {new.name!r}: its card is replaced by {card}")
+    if len(known) < len(saved):
+        accelerator.print(f"--replace: the model's task {new.name!r} gets the card {card}")
 
     accelerator.print(f"evaluating the untuned model on {new.name}")
     before = evaluate_card(generalist, processor, new, accelerator, split, eval_limit)
@@ -198,6 +214,7 @@ def main(argv=None) -> dict:
         args.card,
         args.output,
         lora=args.lora,
+        replace=args.replace,
         steps=args.steps,
         lr=args.lr,
         batch_size=args.batch_size,

@@ -132,6 +132,13 @@ class OFAPlusGenerationMixin(GenerationMixin):
         Token outputs (`generate_tokens`) return what `GenerationMixin.generate` returns; an AUDIO target
         returns a `SpeechGenerationOutput` (mels, ``mel_lengths``, ``stopped``); either way
         ``processor.postprocess`` turns the result into user values."""
+        for key in ("num_beams", "max_new_tokens", "num_return_sequences"):
+            value = kwargs.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"generate(): {key} must be a positive integer, got {value!r}")
+        input_ids = kwargs.get("input_ids", inputs)
+        if torch.is_tensor(input_ids) and input_ids.numel() == 0:
+            raise ValueError(f"generate(): empty input_ids (shape {tuple(input_ids.shape)}): nothing to encode")
         kind = get_output_kind(constraints.output_kind if constraints is not None else "tokens")
         for key in ("ctc_labels", *(k for known in OUTPUT_KINDS.values() for k in known.label_keys)):
             kwargs.pop(key, None)  # training targets, when a labelled batch is generated from

@@ -258,6 +258,11 @@ def compile_plan(
     overrides the generator defaults (``num_beams``, ``max_new_tokens``). Plans of plain instruction
     strings are cached.
     """
+    if not isinstance(instruction, (str, Instruction)):
+        raise TypeError(
+            f"compile_plan takes an instruction string (or a parsed Instruction), got {type(instruction).__name__}: "
+            f"{instruction!r:.80}"
+        )
     if isinstance(instruction, str) and not settings and not generation:
         return _compile_cached(instruction, name)
     parsed = parse_instruction(instruction) if isinstance(instruction, str) else instruction
@@ -273,6 +278,12 @@ def _compile(parsed: Instruction, settings: dict, generation: dict, name: str | 
     source = parsed.source if getattr(parsed, "source", None) else str(parsed)
     templates = []
     for template in parsed.templates:
+        if not template.encoder:  # the encoder needs at least one token to attend over
+            raise InstructionError(
+                "the encoder side (left of '->') is empty: give it an input slot or prompt text",
+                source,
+                max(template.position, 0),
+            )
         try:  # the checks below raise without the source text; attach it here
             plan = TemplatePlan(
                 _segments(template.encoder, "encoder", settings), _segments(template.decoder, "decoder", settings)

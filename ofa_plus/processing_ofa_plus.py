@@ -106,6 +106,24 @@ class RowContext:
             scored += [item.scored] * len(piece)
         return ids, scored
 
+    def check_run_length(self, slots: list[SlotPlan], length: int, side: str) -> None:
+        """A run of text tokens longer than the model's positions fails here, naming its longest slot
+        and the fix, rather than deep inside the model (truncating silently would change the data)."""
+        limit = self.processor.max_positions
+        if length <= limit:
+            return
+        sizes = {s: len(s.modality.encode(self.value(s), self.slot_context(s))) for s in slots if not s.in_repeat}
+        if not sizes:
+            raise ValueError(f"{_task(self.plan)}row {self.index}: the {side} text is {length} tokens, over {limit}")
+        slot = max(sizes, key=sizes.get)
+        keep = max(1, sizes[slot] - (length - limit))
+        raise ValueError(
+            f"{self.where(slot)}: the {side} text holding this slot is {length} tokens ({sizes[slot]} from this "
+            f"slot), more than the model's max_positions={limit}; truncate the slot with max_length, e.g. "
+            f"[{slot.slot.modality}:{slot.column},max_length={keep}] in the instruction or, in a task card, "
+            f"settings: {{{slot.column}: {{max_length: {keep}}}}}"
+        )
+
     def repeat_elements(self, repeat: RepeatPlan) -> list[dict]:
         columns = {s.column for s in repeat.slots()}
         lists = {c: self.value(next(s for s in repeat.slots() if s.column == c)) for c in columns}
@@ -147,9 +165,11 @@ class OFAPlusProcessor(ProcessorMixin):
         tts_settings: dict | None = None,
         num_bins: int = V.NUM_BINS,
         target_vocab: str = "full",
+        max_positions: int = 1024,
         **kwargs,
     ):
         self.image_patch_stride = image_patch_stride
+        self.max_positions = max_positions  # the model config's: the longest run of text tokens it can place
         self.num_bins = num_bins  # the model config's location bins: BOX coordinates are quantised to these
         # the model config's target_vocab: "modality" restricts each target's softmax (labels: the
         # ``label_vocab`` batch item; generation: `DecodingConstraints.allowed_ids`) to its modalities' ids
@@ -221,6 +241,7 @@ class OFAPlusProcessor(ProcessorMixin):
             tts_settings=MelSettings.from_config(config).to_dict(),
             num_bins=config.num_bins,
             target_vocab=config.target_vocab,
+            max_positions=config.max_positions,
         )
 
     @property
@@ -305,6 +326,8 @@ class OFAPlusProcessor(ProcessorMixin):
     ) -> OFAPlusBatch:
         """Encode rows of one task into one padded batch (the collate step of training, too).
         ``sampling_rate`` is the rate of audio given as bare arrays."""
+        if not rows:
+            raise ValueError(f"{_task(plan)}an empty batch: give at least one row (the columns hold empty lists)")
         rng = rng or random.Random()
         for template in plan.templates:  # batch-level work first (e.g. one espeak-ng call for all phones)
             for s in template.slots():
@@ -419,7 +442,9 @@ class OFAPlusProcessor(ProcessorMixin):
         for segment in template.encoder:
             if segment.kind == "tokens":
                 ids, _ = ctx.encode_items(segment.items, True)
-                input_ids += [V.BOS_ID, *ids, V.EOS_ID] if segment.bos_eos else ids
+                ids = [V.BOS_ID, *ids, V.EOS_ID] if segment.bos_eos else ids
+                ctx.check_run_length(segment.slots(), len(ids), "encoder")
+                input_ids += ids
             else:  # one non-text slot: its run of placeholders
                 slot, item = next(loaded)
                 input_ids += [slot.modality.placeholder_id] * slot.modality.placeholder_count(

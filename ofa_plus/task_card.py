@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import collections
 import functools
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import yaml
 
 from .instruction import InstructionError
+from .modalities import Attribute
 from .plan import TaskPlan, compile_plan
 
 CARD_KEYS = {
@@ -35,6 +38,9 @@ REQUIRED_KEYS = ("name", "instruction", "dataset")
 DATASET_KEYS = {"path", "name", "splits", "data_files"}
 SPLIT_ROLES = ("train", "validation", "test")
 GENERATION_KEYS = {"num_beams", "max_new_tokens", "closed_set"}
+CLOSED_SET_KEYS = {"column", "file"}
+# a card's name becomes a file name (loss curves, specialist folders): no separators, no leading dot
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 COLUMN_KEYS = {"column", "transform", "sep"}
 TRANSFORMS = ("first", "join", "lower", "str")
 
@@ -180,8 +186,15 @@ class TaskCard:
         for key in REQUIRED_KEYS:
             if key not in data:
                 raise CardError(where, key, "missing (required keys: " + ", ".join(REQUIRED_KEYS) + ")")
-        if not isinstance(data["name"], str) or not data["name"].strip():
-            raise CardError(where, "name", f"must be a non-empty string, got {data['name']!r}")
+        if not isinstance(data["name"], str) or not NAME_RE.fullmatch(data["name"]):
+            raise CardError(
+                where,
+                "name",
+                f"must be letters, digits, '_', '-' or '.' (at most 100, not starting with '.', '-' or '_'; "
+                f"it names files), got {data['name']!r}",
+            )
+        if not isinstance(data.get("description", ""), str):
+            raise CardError(where, "description", "must be a string")
 
         instructions = data["instruction"]
         instructions = [instructions] if isinstance(instructions, str) else instructions
@@ -198,14 +211,19 @@ class TaskCard:
         if not isinstance(dataset, dict) or "path" not in dataset:
             raise CardError(where, "dataset", "must be a path / Hub id or a mapping with a 'path'")
         _check_keys(dataset, DATASET_KEYS, where, "dataset.")
+        for key in ("path", "name"):
+            if key in dataset and (not isinstance(dataset[key], str) or not dataset[key]):
+                raise CardError(where, f"dataset.{key}", f"must be a non-empty string, got {dataset[key]!r}")
         dataset = {"splits": {role: role for role in SPLIT_ROLES}, **dataset}
-        for role in dataset["splits"]:
-            if role not in SPLIT_ROLES:
-                raise CardError(where, f"dataset.splits.{role}", f"unknown role; roles are {', '.join(SPLIT_ROLES)}")
+        _check_keys(dataset["splits"], set(SPLIT_ROLES), where, "dataset.splits.", "unknown role; roles are")
+        for role, split in dataset["splits"].items():
+            if not isinstance(split, str) or not split:
+                raise CardError(where, f"dataset.splits.{role}", f"must be a split name, got {split!r}")
         if "train" not in dataset["splits"]:
             raise CardError(where, "dataset.splits", "needs a 'train' split")
 
         columns = {}
+        _check_keys(data.get("columns") or {}, None, where, "columns.")
         for slot, spec in (data.get("columns") or {}).items():
             columns[slot] = _column_map(spec, where, f"columns.{slot}")
         slot_columns = plan.columns()
@@ -217,35 +235,39 @@ class TaskCard:
                     f"the instruction has no slot {slot!r} (its slots: {', '.join(slot_columns)})",
                 )
 
+        references = data.get("references")
+        if references is not None and (not isinstance(references, str) or not references):
+            raise CardError(where, "references", f"must be a dataset column name, got {references!r}")
         metrics = data.get("metrics") or []
-        metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+        metrics = [metrics] if isinstance(metrics, str) else metrics
+        if not isinstance(metrics, list):
+            raise CardError(where, "metrics", f"must be a metric name or a list of them, got {metrics!r}")
         from .metrics import METRICS  # noqa: PLC0415 (metrics pull in scoring libraries; load them only here)
 
         for k, metric in enumerate(metrics):
-            if metric not in METRICS:
+            if not isinstance(metric, str) or metric not in METRICS:
                 raise CardError(
                     where, f"metrics[{k}]", f"unknown metric {metric!r}; known: {', '.join(sorted(METRICS))}"
                 )
 
-        generation = dict(data.get("generation") or {})
+        generation = data.get("generation") or {}
         _check_keys(generation, GENERATION_KEYS, where, "generation.")
+        generation = dict(generation)
+        for key in ("num_beams", "max_new_tokens"):  # generate() needs positive integers
+            if key in generation and not _positive_int(generation[key]):
+                raise CardError(where, f"generation.{key}", f"must be a positive integer, got {generation[key]!r}")
         training = data.get("training") or {}
-        known = set(TrainingSettings.__dataclass_fields__)
-        _check_keys(training, known, where, "training.")
-        for key, value in training.items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise CardError(where, f"training.{key}", f"must be a positive number, got {value!r}")
+        _check_keys(training, set(TrainingSettings.__dataclass_fields__), where, "training.")
+        _check_training(training, where)
         settings = data.get("settings") or {}
-        for slot in settings:
-            if slot not in slot_columns:
-                raise CardError(where, f"settings.{slot}", f"the instruction has no slot {slot!r}")
+        _check_settings(settings, plan, where)
 
         card = cls(
             name=data["name"],
             instructions=instructions,
             dataset=dataset,
             columns=columns,
-            references=data.get("references"),
+            references=references,
             metrics=metrics,
             generation=generation,
             training=TrainingSettings(**{k: type(getattr(TrainingSettings, k))(v) for k, v in training.items()}),
@@ -254,10 +276,9 @@ class TaskCard:
             source=source,
         )
         closed = generation.get("closed_set")
+        _check_closed_set(closed, where)
         if isinstance(closed, list):
             card.closed_set = [str(c) for c in closed]
-        elif closed is not None and not isinstance(closed, dict):
-            raise CardError(where, "generation.closed_set", "must be a list, {column: ...} or {file: ...}")
         if isinstance(closed, dict) and "file" in closed:
             card.closed_set = _read_label_file(closed["file"], source, where)
         if check_dataset:
@@ -268,6 +289,7 @@ class TaskCard:
             card.plan  # noqa: B018 (settings and closed sets must compile too)
         except (InstructionError, ValueError) as err:
             raise CardError(where, "settings", str(err)) from None
+        _check_metrics_fit(metrics, card.plan, where)
         return card
 
     def _check_dataset(self, slot_columns: list[str]) -> None:
@@ -308,7 +330,17 @@ class TaskCard:
             column = closed["column"]
             if column not in available:
                 raise CardError(self.where, "generation.closed_set.column", f"the dataset has no column {column!r}")
-            values = splits[self.dataset["splits"]["train"]].unique(column)
+            import datasets  # noqa: PLC0415
+
+            train = splits[self.dataset["splits"]["train"]]
+            feature = train.features[column]
+            if not isinstance(feature, datasets.Value):  # candidates are plain strings or numbers
+                raise CardError(
+                    self.where,
+                    "generation.closed_set.column",
+                    f"column {column!r} holds {type(feature).__name__} values, not plain labels",
+                )
+            values = train.unique(column)
             self.closed_set = sorted(str(v) for v in values)
 
 
@@ -328,10 +360,15 @@ def load_cards(paths: str | os.PathLike | list, check_dataset: bool = True) -> l
             raise FileNotFoundError(f"task card path {path} does not exist")
     cards = []
     for file in files:
+        text = file.read_text()
         try:
-            data = yaml.safe_load(file.read_text())
+            duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
+            data = yaml.safe_load(text)
         except yaml.YAMLError as err:
             raise CardError(str(file), "(yaml)", f"not valid YAML: {err}") from None
+        if duplicate:
+            key, line = duplicate
+            raise CardError(str(file), key, f"given twice (the second time on line {line})")
         cards.append(TaskCard.from_dict(data, source=str(file), check_dataset=check_dataset))
     names = collections.Counter(c.name for c in cards)
     duplicated = [n for n, count in names.items() if count > 1]
@@ -339,6 +376,27 @@ def load_cards(paths: str | os.PathLike | list, check_dataset: bool = True) -> l
         sources = [c.source for c in cards if c.name == duplicated[0]]
         raise CardError(repr(duplicated[0]), "name", f"used by more than one card: {', '.join(sources)}")
     return cards
+
+
+def _duplicate_key(node, path: str = "") -> tuple[str, int] | None:
+    """The first key given twice in one mapping of a composed YAML document, with its line, or None
+    (plain YAML keeps the last value silently)."""
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key_node, value_node in node.value:
+            key = f"{path}{key_node.value}"
+            if key in seen:
+                return key, key_node.start_mark.line + 1
+            seen.add(key)
+            found = _duplicate_key(value_node, key + ".")
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for k, item in enumerate(node.value):
+            found = _duplicate_key(item, f"{path.rstrip('.')}[{k}].")
+            if found:
+                return found
+    return None
 
 
 def cards_from_dicts(dicts: list[dict]) -> list[TaskCard]:
@@ -401,12 +459,123 @@ def _target_column(plan: TaskPlan) -> str:
     return targets[0].column if targets else ""
 
 
-def _check_keys(mapping: dict, known: set, where: str, prefix: str) -> None:
+def _check_keys(mapping: dict, known: set | None, where: str, prefix: str, unknown: str = "unknown key; known keys:"):
+    """``mapping`` is a mapping whose keys are strings (and among ``known`` unless it is None)."""
     if not isinstance(mapping, dict):
         raise CardError(where, prefix.rstrip(".") or "(top level)", f"must be a mapping, got {type(mapping).__name__}")
     for key in mapping:
-        if key not in known:
-            raise CardError(where, f"{prefix}{key}", f"unknown key; known keys: {', '.join(sorted(known))}")
+        if not isinstance(key, str):
+            raise CardError(where, f"{prefix}{key}", f"keys must be strings, got {type(key).__name__} {key!r}")
+        if known is not None and key not in known:
+            raise CardError(where, f"{prefix}{key}", f"{unknown} {', '.join(sorted(known))}")
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_training(training: dict, where: str) -> None:
+    """Batch sizes are whole numbers; sampling and loss weights finite positive numbers."""
+    for key, value in training.items():
+        if isinstance(TrainingSettings.__dataclass_fields__[key].default, int):
+            if not _positive_int(value):
+                raise CardError(where, f"training.{key}", f"must be a positive integer, got {value!r}")
+        elif not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+            raise CardError(where, f"training.{key}", f"must be a positive finite number, got {value!r}")
+
+
+def _check_settings(settings: dict, plan: TaskPlan, where: str) -> None:
+    """``settings: {column: {attribute: value}}``: each attribute must be one the column's slots take on
+    their side, with a value of the attribute's type (as if written in the instruction)."""
+    _check_keys(settings, None, where, "settings.")
+    for column, values in settings.items():
+        slots = [s for t in plan.templates for s in t.slots() if s.column == column]
+        if not slots:
+            raise CardError(where, f"settings.{column}", f"the instruction has no slot {column!r}")
+        _check_keys(values, None, where, f"settings.{column}.")
+        for name, value in values.items():
+            key = f"settings.{column}.{name}"
+            for s in slots:
+                known = {a: spec for a, spec in s.modality.all_attributes().items() if spec.side in ("both", s.side)}
+                if name not in known:
+                    raise CardError(
+                        where,
+                        key,
+                        f"{s.slot.modality} on the {s.side} side has no attribute {name!r}; "
+                        f"known: {', '.join(sorted(known))}",
+                    )
+                problem = _setting_problem(known[name], value)
+                if problem:
+                    raise CardError(where, key, f"{problem}, got {value!r}")
+
+
+def _setting_problem(spec: Attribute, value) -> str | None:
+    """What is wrong with ``value`` for an attribute of this kind, or None."""
+    if spec.kind is bool:
+        return None if isinstance(value, bool) else "must be true or false"
+    if spec.kind == "choices":
+        if isinstance(value, list) and value and all(isinstance(v, (str, int, float)) and str(v) for v in value):
+            return None
+        return "must be a non-empty list of candidates"
+    if spec.kind is str:
+        return None if isinstance(value, str) and value.strip() else "must be a non-empty string"
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if spec.kind is int and not (number and isinstance(value, int)):
+        return "must be an integer"
+    if spec.kind is float and not (number and math.isfinite(value)):
+        return "must be a finite number"
+    if spec.minimum is not None and value < spec.minimum:
+        return f"must be >= {spec.minimum}"
+    if spec.maximum is not None and value > spec.maximum:
+        return f"must be <= {spec.maximum}"
+    return None
+
+
+def _check_closed_set(closed, where: str) -> None:
+    key = "generation.closed_set"
+    if closed is None:
+        return
+    if isinstance(closed, list):
+        for k, candidate in enumerate(closed):
+            if (
+                not isinstance(candidate, (str, int, float))
+                or isinstance(candidate, bool)
+                or not str(candidate).strip()
+            ):
+                raise CardError(where, f"{key}[{k}]", f"a candidate must be a non-empty string, got {candidate!r}")
+        if not closed:
+            raise CardError(where, key, "an empty list of candidates")
+        return
+    if not isinstance(closed, dict):
+        raise CardError(where, key, "must be a list, {column: ...} or {file: ...}")
+    _check_keys(closed, CLOSED_SET_KEYS, where, key + ".")
+    if len(closed) != 1:
+        raise CardError(where, key, "give exactly one of {column: ...} and {file: ...}")
+    ((name, value),) = closed.items()
+    if not isinstance(value, str) or not value:
+        raise CardError(where, f"{key}.{name}", f"must be a non-empty string, got {value!r}")
+
+
+def _check_metrics_fit(metrics: list[str], plan: TaskPlan, where: str) -> None:
+    """A metric scores one kind of prediction (text, a box, audio); the task must produce that kind."""
+    from .metrics import METRICS  # noqa: PLC0415
+
+    produced = prediction_kind(plan)
+    for k, metric in enumerate(metrics):
+        scores = METRICS[metric].prediction
+        if scores != produced:
+            raise CardError(
+                where,
+                f"metrics[{k}]",
+                f"metric {metric!r} scores {scores} predictions, but the task's target gives {produced}",
+            )
+
+
+def prediction_kind(plan: TaskPlan) -> str:
+    """What a task's prediction is, as metrics see it: "box", "audio" or "text"."""
+    if plan.generator.kind == "box":
+        return "box"
+    return "audio" if plan.output_kind == "speech" else "text"
 
 
 def _column_map(spec, where: str, key: str) -> ColumnMap:

@@ -56,5 +56,5 @@ def _iou_acc(predictions: list, references: list, rows=None) -> float:
 
 
 register(
-    Metric("iou_acc", _iou_acc, description="Acc@0.5: predicted boxes with IoU >= 0.5 (%)"),
+    Metric("iou_acc", _iou_acc, description="Acc@0.5: predicted boxes with IoU >= 0.5 (%)", prediction="box"),
 )

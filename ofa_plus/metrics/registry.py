@@ -16,6 +16,7 @@ class Metric:
     higher_is_better: bool = True
     needs_columns: tuple[str, ...] = ()  # dataset columns the metric reads from `rows`
     description: str = ""
+    prediction: str = "text"  # what it scores: "text", "box" or "audio" (a card's target must give that)
 
 
 # Filled by the family modules as the package imports them; its order is the order they register in.

@@ -247,5 +247,6 @@ register(
         _mcd,
         higher_is_better=False,
         description="mel-cepstral distortion, cepstra c1-c13 of 80-bin log-mels, DTW-aligned (dB, lower is better)",
+        prediction="audio",
     ),
 )

@@ -42,6 +42,7 @@ class TokenOutput(OutputKind):
             scored += segment_scored
         if with_targets:
             full = [V.BOS_ID, *ids, V.EOS_ID]
+            row.check_run_length(row.template.slots("decoder"), len(full) - 1, "decoder")
             # EOS is a target whenever the template has one, even if the targets are empty (no objects, "")
             full_scored = [False, *scored, any(scored) or bool(row.template.targets())]
             labels = [t if s else -100 for t, s in zip(full[1:], full_scored[1:])]
