@@ -41,6 +41,7 @@ PRESETS: dict[str, dict] = {
         normformer=False,
         init_std=256**-0.5,
         audio_conv_channels=64,
+        label_smoothing=0.1,  # the presets are training recipes: OFA's label smoothing
     ),
     # OFA-base: 768 d, 6+6 layers, 12 heads, ResNet-101 up to stage 3, 480 px -> 30x30 patches.
     "base": dict(
@@ -54,6 +55,7 @@ PRESETS: dict[str, dict] = {
         image_backbone="resnet101",
         image_size=480,
         vocab_size=_OFA_SIZED_VOCAB,
+        label_smoothing=0.1,
     ),
     # OFA-large: 1024 d, 12+12 layers, 16 heads, ResNet-152 up to stage 3.
     "large": dict(
@@ -67,6 +69,7 @@ PRESETS: dict[str, dict] = {
         image_backbone="resnet152",
         image_size=480,
         vocab_size=_OFA_SIZED_VOCAB,
+        label_smoothing=0.1,
     ),
 }
 
@@ -192,7 +195,8 @@ class OFAPlusConfig(PreTrainedConfig):
     image_backbone_pretrained: bool = False
     image_size: int = 128
     num_bins: int = V.NUM_BINS
-    label_smoothing: Number = 0.1
+    # of the token loss; 0 (plain cross-entropy, as in transformers) unless set; the presets train with 0.1
+    label_smoothing: Number = 0.0
     init_std: Number = 0.02
     image_token_id: int = V.IMAGE_ID
     audio_token_id: int = V.AUDIO_ID
