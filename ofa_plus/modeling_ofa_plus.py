@@ -643,6 +643,11 @@ class OFAPlusDecoder(nn.Module):
             raise ValueError(f"decoder length {past + length} exceeds max_positions={config.max_positions}")
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
         x = self.dropout(self.layernorm_embedding(x))
+        if attention_mask is not None and attention_mask.shape[1] != past + length:
+            raise ValueError(
+                f"decoder_attention_mask covers {attention_mask.shape[1]} positions, the cache and the "
+                f"decoder inputs {past} + {length}"
+            )
         if attention_mask is not None and not bool(attention_mask.all()):
             self_biases = self.padded_self_attention_biases(attention_mask, past, x.dtype)
         elif cache is not None and not torch.is_grad_enabled():

@@ -137,6 +137,8 @@ def test_decoder_mask_with_left_padded_prompts(model):
         first = model(input_ids=x[:1], decoder_input_ids=long_prompt).logits
     torch.testing.assert_close(batched[1, 2:], alone[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(batched[0], first[0], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="covers 3 positions"):
+        model(input_ids=x, decoder_input_ids=padded, decoder_attention_mask=mask[:, 1:])
 
     settings = dict(max_new_tokens=4, do_sample=False, eos_token_id=None, pad_token_id=V.PAD_ID)
     together = model.generate(x, decoder_input_ids=padded, decoder_attention_mask=mask, **settings)
