@@ -41,6 +41,7 @@ PRESETS: dict[str, dict] = {
         normformer=False,
         init_std=256**-0.5,
         audio_conv_channels=64,
+        label_smoothing=0.1,  # the presets are training recipes: OFA's label smoothing
         target_vocab="modality",
     ),
     # OFA-base: 768 d, 6+6 layers, 12 heads, ResNet-101 up to stage 3, 480 px -> 30x30 patches.
@@ -55,6 +56,7 @@ PRESETS: dict[str, dict] = {
         image_backbone="resnet101",
         image_size=480,
         vocab_size=_OFA_SIZED_VOCAB,
+        label_smoothing=0.1,
     ),
     # OFA-large: 1024 d, 12+12 layers, 16 heads, ResNet-152 up to stage 3.
     "large": dict(
@@ -68,6 +70,7 @@ PRESETS: dict[str, dict] = {
         image_backbone="resnet152",
         image_size=480,
         vocab_size=_OFA_SIZED_VOCAB,
+        label_smoothing=0.1,
     ),
 }
 
@@ -193,7 +196,8 @@ class OFAPlusConfig(PreTrainedConfig):
     image_backbone_pretrained: bool = False
     image_size: int = 128
     num_bins: int = V.NUM_BINS
-    label_smoothing: Number = 0.1
+    # of the token loss; 0 (plain cross-entropy, as in transformers) unless set; the presets train with 0.1
+    label_smoothing: Number = 0.0
     # what a target's softmax ranges over, in the training loss and in free generation: "full" (the
     # whole vocabulary) or "modality" (only the ids its target slots' modalities can produce, plus EOS:
     # text pieces for TEXT, location bins for BOX, a closed set's candidate tokens). The tiny preset,

@@ -155,10 +155,11 @@ class OFAPlusGenerationMixin(GenerationMixin):
         """`GenerationMixin.generate` plus the task's token rules: a trie over a closed set of answers, or
         exactly four ordered location bins per box. Rows whose decoder prompts (``no_loss`` prefixes)
         differ in length are generated group by group, so prompts are never padded, and the results
-        are right-padded back into one tensor."""
+        are right-padded back into one tensor; with a ``decoder_attention_mask`` the prompts are
+        generated as they are padded, in one batch."""
         prompts = kwargs.get("decoder_input_ids")
         lengths = None if prompts is None else prompts.ne(self.config.pad_token_id).sum(dim=1)
-        if lengths is not None and len(set(lengths.tolist())) > 1:
+        if lengths is not None and kwargs.get("decoder_attention_mask") is None and len(set(lengths.tolist())) > 1:
             return self._generate_by_prompt_length(
                 inputs, generation_config, logits_processor, constraints, lengths, kwargs
             )
@@ -171,6 +172,13 @@ class OFAPlusGenerationMixin(GenerationMixin):
         return GenerationMixin.generate(
             self, inputs, generation_config=generation_config, logits_processor=processors, **kwargs
         )
+
+    def prepare_inputs_for_generation(self, input_ids, next_sequence_length=None, cache=None, **kwargs):
+        # Generation continued from a returned cache gets the whole sequence so far: feed only the
+        # positions the cache lacks (transformers slices so only when a decoder mask is given).
+        if next_sequence_length is None and cache is not None and cache.get_seq_length():
+            next_sequence_length = input_ids.shape[1] - cache.get_seq_length()
+        return super().prepare_inputs_for_generation(input_ids, next_sequence_length, cache, **kwargs)
 
     def _validate_model_kwargs(self, model_kwargs: dict):
         # the adaptors' batch keys reach forward() through its **kwargs, which transformers does not count

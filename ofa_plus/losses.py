@@ -54,6 +54,57 @@ class TiedTokenLookup(torch.autograd.Function):
         return None, grad_weight, None, None
 
 
+def head_gradients(grad, hidden, weight, rows, needs_input_grad, tied: TiedHeadGradient | None):
+    """The gradients of the (tokens, d) hidden states and the weight from the logits' gradient ``grad``
+    of the labelled ``rows``; the weight's goes to the token lookup when it is tied (TiedHeadGradient)."""
+    grad = grad.to(weight.dtype)
+    grad_hidden = grad_weight = None
+    if needs_input_grad[0]:
+        grad_hidden = torch.zeros_like(hidden)
+        grad_hidden[rows] = (grad @ weight).to(hidden.dtype)
+    if needs_input_grad[1]:
+        grad_weight = (grad.t() @ hidden[rows].to(grad.dtype)).to(weight.dtype)
+        if tied is not None and tied.lookup_in_graph:  # the token lookup returns it, with its rows
+            tied.head, grad_weight = grad_weight, None
+    return grad_hidden, grad_weight
+
+
+class LMLossGradient:
+    """The LM loss's gradient of the logits, handed from `LabelSmoothedLMLoss`'s backward to
+    `TiedLMHead`'s: ``grad`` (labelled rows, vocab) at the flat row indices ``rows``, and ``sparse``, the
+    same as the sparse tensor autograd passes between the two."""
+
+    def __init__(self):
+        self.rows = self.grad = self.sparse = None
+
+
+class TiedLMHead(torch.autograd.Function):
+    """The LM head ``hidden @ weight.T`` of training with labels, whose logits the loss is a function of.
+
+    When the logits' gradient is the LM loss's alone (the sparse tensor `LabelSmoothedLMLoss` handed
+    over), the backward pass multiplies the labelled rows only into the hidden states and the weight;
+    when the logits fed other terms too, autograd has summed the gradients and the product is dense."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, handoff: LMLossGradient, tied: TiedHeadGradient | None = None):
+        ctx.save_for_backward(hidden, weight)
+        ctx.handoff, ctx.tied = handoff, tied
+        return F.linear(hidden, weight)
+
+    @staticmethod
+    def backward(ctx, grad_logits):
+        hidden, weight = ctx.saved_tensors
+        flat = hidden.flatten(0, -2)
+        if grad_logits is ctx.handoff.sparse:  # only the loss used the logits: its labelled rows
+            grad, rows = ctx.handoff.grad, ctx.handoff.rows
+            ctx.handoff.grad = ctx.handoff.sparse = None
+        else:
+            grad = grad_logits.to_dense() if grad_logits.is_sparse else grad_logits
+            grad, rows = grad.flatten(0, -2), torch.arange(len(flat), device=flat.device)
+        grad_hidden, grad_weight = head_gradients(grad, flat, weight, rows, ctx.needs_input_grad, ctx.tied)
+        return None if grad_hidden is None else grad_hidden.view_as(hidden), grad_weight, None, None
+
+
 class LabelSmoothedLMLoss(torch.autograd.Function):
     """The LM head's label-smoothed token loss, with the head's backward pass on labelled rows only.
 
@@ -62,10 +113,24 @@ class LabelSmoothedLMLoss(torch.autograd.Function):
     a time through one small buffer (no (tokens, vocab) temporaries); the backward pass writes
     softmax - eps / V - (1 - eps) * onehot for the labelled rows into one buffer and multiplies it into
     the hidden states and the weight. Rows without a label (padding, no_loss prompts) cost nothing,
-    and neither the log-probabilities nor autograd's separate gradient terms are kept."""
+    and neither the log-probabilities nor autograd's separate gradient terms are kept.
+
+    With ``handoff`` the loss is a function of ``logits`` (..., vocab) instead, from `TiedLMHead`
+    (``hidden`` and ``weight`` are then None): the buffer becomes their sparse gradient, and the
+    head does the multiplication."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, logits, labels, eps: float, tied: TiedHeadGradient | None = None):
+    def forward(
+        ctx,
+        hidden,
+        weight,
+        logits,
+        labels,
+        eps: float,
+        tied: TiedHeadGradient | None = None,
+        handoff: LMLossGradient | None = None,
+    ):
+        ctx.shape, logits, labels = logits.shape, logits.flatten(0, -2), labels.flatten()
         rows = (labels != -100).nonzero().squeeze(1)
         target = labels[rows]
         dtype = torch.promote_types(logits.dtype, torch.float32)  # bf16/fp16 logits: work in fp32
@@ -80,7 +145,7 @@ class LabelSmoothedLMLoss(torch.autograd.Function):
             lse[start:end] = part.sub_(top).exp_().sum(dim=-1).log_() + top.squeeze(-1)
         target_logit = logits[rows, target].to(dtype)
         ctx.save_for_backward(hidden, weight, logits, rows, target, lse)
-        ctx.eps, ctx.chunk, ctx.tied = eps, chunk, tied
+        ctx.eps, ctx.chunk, ctx.tied, ctx.handoff = eps, chunk, tied, handoff
         # -log p(target) = lse - z_target; the mean of -log p over the vocabulary = lse - mean(z)
         return (lse - (1 - eps) * target_logit - eps * mean).sum() / len(rows)
 
@@ -96,16 +161,14 @@ class LabelSmoothedLMLoss(torch.autograd.Function):
             part.sub_(lse[start:end, None]).exp_().sub_(eps / vocab)
             part[torch.arange(len(part), device=part.device), target[start:end]] -= 1 - eps
             part.mul_(scale)
-        grad = grad.to(weight.dtype)
-        grad_hidden = grad_weight = None
-        if ctx.needs_input_grad[0]:
-            grad_hidden = torch.zeros_like(hidden)
-            grad_hidden[rows] = (grad @ weight).to(hidden.dtype)
-        if ctx.needs_input_grad[1]:
-            grad_weight = (grad.t() @ hidden[rows].to(grad.dtype)).to(weight.dtype)
-            if ctx.tied is not None and ctx.tied.lookup_in_graph:  # the token lookup returns it, with its rows
-                ctx.tied.head, grad_weight = grad_weight, None
-        return grad_hidden, grad_weight, None, None, None, None
+        if ctx.handoff is not None:
+            index = torch.stack(torch.unravel_index(rows, ctx.shape[:-1]))  # rows of the (..., vocab) logits
+            with torch.sparse.check_sparse_tensor_invariants(enable=False):  # sorted, unique rows
+                sparse = torch.sparse_coo_tensor(index, grad.to(logits.dtype), ctx.shape, is_coalesced=True)
+            ctx.handoff.rows, ctx.handoff.grad, ctx.handoff.sparse = rows, grad, sparse
+            return None, None, sparse, None, None, None, None
+        grad_hidden, grad_weight = head_gradients(grad, hidden, weight, rows, ctx.needs_input_grad, ctx.tied)
+        return grad_hidden, grad_weight, None, None, None, None, None
 
 
 def phone_ctc_logits(encoder_states: torch.Tensor, token_table: torch.Tensor) -> torch.Tensor:

@@ -36,11 +36,24 @@ from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    BaseModelOutputWithPastAndCrossAttentions,
+    Seq2SeqLMOutput,
+    Seq2SeqModelOutput,
+)
 
 from .configuration_ofa_plus import OFAPlusConfig
 from .generation import OFAPlusGenerationMixin
-from .losses import LabelSmoothedLMLoss, TiedHeadGradient, TiedTokenLookup, phone_ctc_logits, phone_ctc_loss
+from .losses import (
+    LabelSmoothedLMLoss,
+    LMLossGradient,
+    TiedHeadGradient,
+    TiedLMHead,
+    TiedTokenLookup,
+    phone_ctc_logits,
+    phone_ctc_loss,
+)
 from .modalities import ModalityAdaptor, get_modality
 from .outputs import get_output_kind
 
@@ -70,20 +83,24 @@ class DropPath(nn.Module):
         return x * keep / (1 - self.rate)
 
 
+def eager_attention(query, key, value, bias: torch.Tensor | None, dropout: float, scale: float):
+    """softmax(q.k^T * scale + bias) v in plain operations -> (output, attention probabilities)."""
+    scores = torch.matmul(query * scale, key.transpose(-1, -2))
+    if bias is not None:
+        scores += bias
+    probs = scores.softmax(dim=-1)
+    return torch.matmul(F.dropout(probs, dropout) if dropout else probs, value), probs
+
+
 def attention(query, key, value, bias: torch.Tensor | None, dropout: float, scale: float) -> torch.Tensor:
     """softmax(q.k^T * scale + bias) v on SDPA, except for a trained bias on CPU.
 
     SDPA has no CPU kernel that returns the bias's gradient; its generic fallback then makes extra
     passes over the (B, H, Lq, Lk) scores (scaled copies, a "safe" softmax and its masks) that the
-    plain form below does not need. The biases here are finite, so no row is fully masked."""
+    plain form does not need. The biases here are finite, so no row is fully masked."""
     if bias is None or not bias.requires_grad or query.device.type != "cpu":
         return F.scaled_dot_product_attention(query, key, value, attn_mask=bias, dropout_p=dropout, scale=scale)
-    scores = torch.matmul(query * scale, key.transpose(-1, -2))
-    scores += bias
-    probs = scores.softmax(dim=-1)
-    if dropout:
-        probs = F.dropout(probs, dropout)
-    return torch.matmul(probs, value)
+    return eager_attention(query, key, value, bias, dropout, scale)[0]
 
 
 class OFAPlusAttention(nn.Module):
@@ -92,6 +109,7 @@ class OFAPlusAttention(nn.Module):
     def __init__(self, config: OFAPlusConfig, num_heads: int, is_cross_attention: bool = False, layer_idx: int = 0):
         super().__init__()
         d = config.d_model
+        self.config = config  # read at each call: set_attn_implementation() may change it
         self.num_heads, self.head_dim = num_heads, d // num_heads
         self.is_cross_attention, self.layer_idx = is_cross_attention, layer_idx
         self.scaling = (self.head_dim * config.attn_scale_factor) ** -0.5
@@ -110,7 +128,15 @@ class OFAPlusAttention(nn.Module):
             return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
         return [part.transpose(1, 2) for part in x.unflatten(-1, (parts, self.num_heads, self.head_dim)).unbind(2)]
 
-    def forward(self, hidden_states, key_value_states=None, attn_bias=None, cache: EncoderDecoderCache | None = None):
+    def forward(
+        self,
+        hidden_states,
+        key_value_states=None,
+        attn_bias=None,
+        cache: EncoderDecoderCache | None = None,
+        output_attentions: bool = False,
+    ):
+        """-> (output, attention probabilities ``(B, H, Lq, Lk)`` when ``output_attentions`` else None)"""
         if self.is_cross_attention:
             query = self._heads(self.q_proj(hidden_states))
             if cache is not None and cache.is_updated.get(self.layer_idx):
@@ -129,12 +155,19 @@ class OFAPlusAttention(nn.Module):
             if cache is not None:
                 key, value = cache.self_attention_cache.update(key, value, self.layer_idx)
             group = 1
-        out = attention(query, key, value, attn_bias, self.dropout if self.training else 0.0, self.scaling)
+        dropout = self.dropout if self.training else 0.0
+        # SDPA does not return the probabilities: the plain form computes them
+        if output_attentions or self.config._attn_implementation == "eager":
+            out, probs = eager_attention(query, key, value, attn_bias, dropout, self.scaling)
+        else:
+            out, probs = attention(query, key, value, attn_bias, dropout, self.scaling), None
         if group > 1:
             out = out.unflatten(2, (group, -1)).transpose(1, 2).flatten(0, 1)
+            if output_attentions:
+                probs = probs.unflatten(2, (group, -1)).transpose(1, 2).flatten(0, 1)
         if self.head_scale is not None:
             out = out * self.head_scale.view(1, -1, 1, 1)
-        return self.out_proj(out.transpose(1, 2).reshape(hidden_states.shape))
+        return self.out_proj(out.transpose(1, 2).reshape(hidden_states.shape)), probs if output_attentions else None
 
 
 # activations with an in-place form: without autograd, fc1's fresh output can be overwritten
@@ -168,11 +201,12 @@ class OFAPlusEncoderLayer(GradientCheckpointingLayer):
         self.ffn = OFAPlusFeedForward(config, config.encoder_ffn_dim)
         self.dropout, self.drop_path = nn.Dropout(config.dropout), DropPath(drop_path)
 
-    def forward(self, hidden_states, attn_bias):
-        h = self.self_attn_post_norm(self.self_attn(self.self_attn_layer_norm(hidden_states), attn_bias=attn_bias))
-        hidden_states = hidden_states + self.drop_path(self.dropout(h))
+    def forward(self, hidden_states, attn_bias, output_attentions: bool = False):
+        """-> (hidden states, self-attention probabilities or None)"""
+        h, probs = self.self_attn(self.self_attn_layer_norm(hidden_states), None, attn_bias, None, output_attentions)
+        hidden_states = hidden_states + self.drop_path(self.dropout(self.self_attn_post_norm(h)))
         h = self.ffn(self.final_layer_norm(hidden_states))
-        return hidden_states + self.drop_path(self.dropout(h))
+        return hidden_states + self.drop_path(self.dropout(h)), probs
 
 
 class OFAPlusDecoderLayer(GradientCheckpointingLayer):
@@ -189,13 +223,27 @@ class OFAPlusDecoderLayer(GradientCheckpointingLayer):
         self.ffn = OFAPlusFeedForward(config, config.decoder_ffn_dim)
         self.dropout, self.drop_path = nn.Dropout(config.dropout), DropPath(drop_path)
 
-    def forward(self, hidden_states, encoder_hidden_states, self_attn_bias, cross_attn_bias, cache=None):
-        h = self.self_attn(self.self_attn_layer_norm(hidden_states), attn_bias=self_attn_bias, cache=cache)
+    def forward(
+        self,
+        hidden_states,
+        encoder_hidden_states,
+        self_attn_bias,
+        cross_attn_bias,
+        cache=None,
+        output_attentions=False,
+    ):
+        """-> (hidden states, self-attention probabilities, cross-attention probabilities); None without
+        ``output_attentions``"""
+        h, self_probs = self.self_attn(
+            self.self_attn_layer_norm(hidden_states), None, self_attn_bias, cache, output_attentions
+        )
         hidden_states = hidden_states + self.drop_path(self.dropout(self.self_attn_post_norm(h)))
-        h = self.cross_attn(self.cross_attn_layer_norm(hidden_states), encoder_hidden_states, cross_attn_bias, cache)
+        h, cross_probs = self.cross_attn(
+            self.cross_attn_layer_norm(hidden_states), encoder_hidden_states, cross_attn_bias, cache, output_attentions
+        )
         hidden_states = hidden_states + self.drop_path(self.dropout(self.cross_attn_post_norm(h)))
         h = self.ffn(self.final_layer_norm(hidden_states))
-        return hidden_states + self.drop_path(self.dropout(h))
+        return hidden_states + self.drop_path(self.dropout(h)), self_probs, cross_probs
 
 
 class AbsolutePositionBias(nn.Module):
@@ -239,6 +287,16 @@ class OFAPlusPreTrainedModel(PreTrainedModel):
 
         return tasks_from_dicts(getattr(self.config, "task_cards", None))
 
+    def mark_tied_weights_as_initialized(self, loading_info):
+        # The encoder's and decoder's embed_tokens are the shared table's module itself, so flagging
+        # them (tied targets) flags the table too, and transformers then drops it from the missing
+        # keys: a checkpoint without it would load with no report and leave it on the meta device.
+        # Keep the missing tied sources missing, so they are materialised, initialised or tied to a
+        # target that the checkpoint has (e.g. a table stored only as lm_head.weight).
+        sources = set(self.all_tied_weights_keys.values()) & set(loading_info.missing_keys)
+        super().mark_tied_weights_as_initialized(loading_info)
+        loading_info.missing_keys |= sources
+
     def _init_weights(self, module):
         std = self.config.init_std
         if isinstance(module, nn.Linear):
@@ -264,6 +322,7 @@ class OFAPlusPreTrainedModel(PreTrainedModel):
             init.zeros_(module.bias)
             init.zeros_(module.running_mean)
             init.ones_(module.running_var)
+            init.zeros_(module.num_batches_tracked)
         elif isinstance(module, OFAPlusAttention) and module.head_scale is not None:
             init.ones_(module.head_scale)
         elif isinstance(module, OFAPlusEncoder):
@@ -449,14 +508,33 @@ class OFAPlusEncoder(nn.Module):
         attention_mask: torch.Tensor | None = None,
         pixel_values: torch.FloatTensor | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
-        output_hidden_states: bool = False,
-        return_dict: bool = True,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ) -> BaseModelOutput:
-        """``kwargs``: the batch keys of the adaptors (``input_features``, ...); others are ignored."""
-        if input_ids is None:
-            raise ValueError("OFAPlusEncoder needs input_ids: they carry the segment layout (placeholders)")
-        x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
+    ) -> BaseModelOutput | tuple:
+        """``kwargs``: the batch keys of the adaptors (``input_features``, ...); others are ignored.
+
+        ``inputs_embeds`` replace the token lookup. The segment layout (which positions are image or
+        audio placeholders, filled by the adaptors) is read from ``input_ids``, which must then have
+        the same shape; without ``input_ids`` every position is text (e.g. PEFT prompt tuning)."""
+        config = self.config
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        return_dict = config.return_dict if return_dict is None else return_dict
+        if inputs_embeds is None:
+            if input_ids is None:
+                raise ValueError("OFAPlusEncoder needs input_ids or inputs_embeds")
+            x = self.embed_tokens(input_ids)
+        else:
+            x = inputs_embeds
+            if input_ids is None:  # all text: a layout of pad tokens (no placeholders)
+                input_ids = torch.full(x.shape[:2], config.pad_token_id, dtype=torch.long, device=x.device)
+            elif input_ids.shape != x.shape[:2]:
+                raise ValueError(
+                    f"input_ids {tuple(input_ids.shape)} give the layout of inputs_embeds {tuple(x.shape[:2])}: "
+                    "the shapes must match"
+                )
         modality_inputs = {k: kwargs[k] for k in self.input_keys if k in kwargs}
         x, item_start = self.embed_inputs(x, input_ids, pixel_values=pixel_values, **modality_inputs)
         kinds = self.token_kinds(input_ids)  # each token's row of the type embedding: its adaptor's type_id
@@ -468,12 +546,19 @@ class OFAPlusEncoder(nn.Module):
             position_bias = position_bias[:, row_layout]
         padding = None if attention_mask is None else _padding_bias(attention_mask, x.dtype)
         hidden_states = [x] if output_hidden_states else None
+        attentions = [] if output_attentions else None
         for layer, bias in zip(self.layers, position_bias):
-            x = layer(x, bias if padding is None else bias + padding)
+            x, probs = layer(x, bias if padding is None else bias + padding, output_attentions)
             if output_hidden_states:
                 hidden_states.append(x)
-        x = self.layer_norm(x)
-        return BaseModelOutput(last_hidden_state=x, hidden_states=tuple(hidden_states) if hidden_states else None)
+            if output_attentions:
+                attentions.append(probs)
+        out = BaseModelOutput(
+            last_hidden_state=self.layer_norm(x),
+            hidden_states=tuple(hidden_states) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None,
+        )
+        return out if return_dict else out.to_tuple()
 
 
 class OFAPlusDecoder(nn.Module):
@@ -515,6 +600,25 @@ class OFAPlusDecoder(nn.Module):
         relative_biases = F.embedding(bucket, tables).unflatten(-1, (len(self.layers), -1)).permute(2, 3, 0, 1)
         return absolute + (relative_biases.to(dtype) + causal)[:, None]
 
+    def padded_self_attention_biases(self, attention_mask: torch.Tensor, start: int, dtype: torch.dtype):
+        """`self_attention_biases` for rows with padding (``attention_mask`` over the keys ``0..end-1``,
+        0 for padding): a row's positions count its real tokens only, so a left-padded prompt gets the
+        biases of the same prompt unpadded, and padded keys are masked. ``(layers, B, H, end - start, end)``."""
+        config = self.config
+        positions = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)  # (B, Lk)
+        pos = self.pos_ln(self.embed_positions(positions.clamp(max=config.max_positions - 1))).to(dtype)
+        absolute = self.absolute_bias(pos[:, start:], pos)  # (B, H, Lq, Lk)
+        relative = positions[:, None, :] - positions[:, start:, None]  # (B, Lq, Lk)
+        bucket = token_relative_buckets(relative, config.token_bucket_size, config.max_positions)
+        index = torch.arange(positions.shape[1], device=positions.device)
+        blocked = (index[None, :] > index[start:, None]) | (attention_mask[:, None, :] == 0)
+        masked = torch.zeros(blocked.shape, dtype=dtype, device=blocked.device).masked_fill(
+            blocked, torch.finfo(dtype).min
+        )
+        tables = torch.cat([table.weight for table in self.relative_bias], dim=1)
+        relative_biases = F.embedding(bucket, tables).unflatten(-1, (len(self.layers), -1)).permute(3, 0, 4, 1, 2)
+        return absolute + (relative_biases.to(dtype) + masked[:, None])
+
     def forward(
         self,
         input_ids: torch.LongTensor | None,
@@ -522,7 +626,15 @@ class OFAPlusDecoder(nn.Module):
         encoder_attention_mask: torch.Tensor | None = None,
         cache: EncoderDecoderCache | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
-    ) -> torch.Tensor:
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        return_dict: bool = False,
+    ) -> torch.Tensor | BaseModelOutputWithPastAndCrossAttentions:
+        """The decoder states after the final LayerNorm; with ``return_dict`` a
+        `BaseModelOutputWithPastAndCrossAttentions` that can also hold every layer's states and
+        attention probabilities. ``attention_mask`` (B, cached + new positions) marks the decoder's
+        own padding, e.g. left-padded prompts."""
         config = self.config
         # inputs_embeds alone: continuous inputs (the speech prenet's frames) rather than tokens
         past = cache.get_seq_length() if cache is not None else 0
@@ -531,7 +643,14 @@ class OFAPlusDecoder(nn.Module):
             raise ValueError(f"decoder length {past + length} exceeds max_positions={config.max_positions}")
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
         x = self.dropout(self.layernorm_embedding(x))
-        if cache is not None and not torch.is_grad_enabled():
+        if attention_mask is not None and attention_mask.shape[1] != past + length:
+            raise ValueError(
+                f"decoder_attention_mask covers {attention_mask.shape[1]} positions, the cache and the "
+                f"decoder inputs {past} + {length}"
+            )
+        if attention_mask is not None and not bool(attention_mask.all()):
+            self_biases = self.padded_self_attention_biases(attention_mask, past, x.dtype)
+        elif cache is not None and not torch.is_grad_enabled():
             # Decoding: the biases depend on positions only. Compute them for a block of upcoming
             # positions, keep the block with this generation's cache and slice it at every step.
             start, block = getattr(cache, "ofa_self_attention_biases", (0, None))
@@ -543,9 +662,27 @@ class OFAPlusDecoder(nn.Module):
         else:
             self_biases = self.self_attention_biases(past, past + length, x.dtype)
         cross_bias = None if encoder_attention_mask is None else _padding_bias(encoder_attention_mask, x.dtype)
+        hidden_states = [x] if output_hidden_states else None
+        self_attentions, cross_attentions = ([], []) if output_attentions else (None, None)
         for layer, self_bias in zip(self.layers, self_biases.unbind(0)):
-            x = layer(x, encoder_hidden_states, self_bias, cross_bias, cache)
-        return self.layer_norm(x)
+            x, self_probs, cross_probs = layer(
+                x, encoder_hidden_states, self_bias, cross_bias, cache, output_attentions
+            )
+            if output_hidden_states:
+                hidden_states.append(x)
+            if output_attentions:
+                self_attentions.append(self_probs)
+                cross_attentions.append(cross_probs)
+        x = self.layer_norm(x)
+        if not return_dict:
+            return x
+        return BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=x,
+            cache=cache,
+            hidden_states=tuple(hidden_states) if output_hidden_states else None,
+            attentions=tuple(self_attentions) if output_attentions else None,
+            cross_attentions=tuple(cross_attentions) if output_attentions else None,
+        )
 
 
 class OFAPlusModel(OFAPlusPreTrainedModel):
@@ -589,16 +726,25 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
         output_hidden_states: bool | None = None,
         decoder_inputs_embeds: torch.FloatTensor | None = None,
         tied_head_gradient: TiedHeadGradient | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
         **modality_inputs,
-    ) -> Seq2SeqModelOutput:
+    ) -> Seq2SeqModelOutput | tuple:
         """``modality_inputs``: the adaptors' batch keys besides ``pixel_values`` (``input_features``,
         ``input_features_mask``, ...). ``tied_head_gradient`` (internal, from
         `OFAPlusForConditionalGeneration`): when the token lookup below runs, its backward adds its rows
-        into the LM loss's gradient of the tied table (see `ofa_plus.losses.TiedHeadGradient`)."""
-        inputs_embeds = None
+        into the LM loss's gradient of the tied table (see `ofa_plus.losses.TiedHeadGradient`).
+        ``inputs_embeds``: see `OFAPlusEncoder.forward`; ``decoder_attention_mask``: see `OFAPlusDecoder.forward`."""
+        config = self.config
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        return_dict = config.return_dict if return_dict is None else return_dict
         if (
             encoder_outputs is None
             and input_ids is not None
+            and inputs_embeds is None
             and decoder_input_ids is not None
             and decoder_inputs_embeds is None
         ):
@@ -619,25 +765,38 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
                 attention_mask=attention_mask,
                 pixel_values=pixel_values,
                 inputs_embeds=inputs_embeds,
+                output_attentions=output_attentions,
                 output_hidden_states=output_hidden_states,
+                return_dict=True,
                 **encoder_inputs,
             )
-        use_cache = self.config.use_cache if use_cache is None else use_cache
+        elif not isinstance(encoder_outputs, BaseModelOutput):  # the encoder's tuple (return_dict=False)
+            encoder_outputs = BaseModelOutput(*encoder_outputs)
+        use_cache = config.use_cache if use_cache is None else use_cache
         if use_cache and cache is None:
-            cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
-        hidden = self.decoder(
+            cache = EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
+        decoder_outputs = self.decoder(
             decoder_input_ids,
             encoder_outputs.last_hidden_state,
             attention_mask,
             cache if use_cache else None,
             decoder_inputs_embeds,
+            attention_mask=decoder_attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
-        return Seq2SeqModelOutput(
-            last_hidden_state=hidden,
+        out = Seq2SeqModelOutput(
+            last_hidden_state=decoder_outputs.last_hidden_state,
             cache=cache if use_cache else None,
+            decoder_hidden_states=decoder_outputs.hidden_states,
+            decoder_attentions=decoder_outputs.attentions,
+            cross_attentions=decoder_outputs.cross_attentions,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
         )
+        return out if return_dict else out.to_tuple()
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, start_token_id: int) -> torch.Tensor:
@@ -714,6 +873,10 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, OFAPlusGenerationM
         input_features_mask: torch.Tensor | None = None,
         ctc_labels: torch.LongTensor | None = None,
         label_vocab: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        decoder_inputs_embeds: torch.FloatTensor | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ):
         r"""
@@ -730,6 +893,12 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, OFAPlusGenerationM
         label_vocab (`torch.LongTensor` of shape `(ids,)`, *optional*):
             Sorted ids that hold every label (the processor gives it under `config.target_vocab="modality"`):
             the softmax of the loss ranges over these ids only, and `logits` has one column per id.
+        decoder_attention_mask (`torch.Tensor` of shape `(batch, cached + decoder_length)`, *optional*):
+            1 for real decoder tokens, 0 for padding (e.g. left-padded decoder prompts): padded
+            positions are masked and each row's positions count its real tokens only.
+        inputs_embeds (`torch.FloatTensor` of shape `(batch, length, d_model)`, *optional*):
+            Replace the token lookup of the encoder input. The segment layout comes from `input_ids`
+            when given (same shape; placeholders are filled by the adaptors), else every position is text.
         kwargs:
             The targets of another output kind, e.g. `mel_labels` and `mel_lengths` (an AUDIO target's
             log-mel frames, `ofa_plus.outputs.speech`): that kind's head then runs, and its output
@@ -746,9 +915,11 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, OFAPlusGenerationM
                     encoder_outputs=encoder_outputs,
                     **modality_inputs,
                 )
+        config = self.config
+        return_dict = config.return_dict if return_dict is None else return_dict
         if labels is not None:
             use_cache = False
-            if decoder_input_ids is None:
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
                 decoder_input_ids = shift_tokens_right(
                     labels, self.config.pad_token_id, self.config.decoder_start_token_id
                 )
@@ -770,26 +941,31 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, OFAPlusGenerationM
             cache=cache,
             use_cache=use_cache,
             output_hidden_states=output_hidden_states,
+            decoder_inputs_embeds=decoder_inputs_embeds,
             tied_head_gradient=tied,
+            decoder_attention_mask=decoder_attention_mask,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            return_dict=True,
             **modality_inputs,
         )
         head = self.lm_head.weight
         if label_vocab is not None:  # the head's rows of the ids the labels can take; labels as their positions
             head = head.index_select(0, label_vocab)
-            logits = F.linear(out.last_hidden_state, head)
             labels = torch.where(labels == -100, labels, torch.searchsorted(label_vocab, labels))
-        else:
-            logits = self.lm_logits(out.last_hidden_state)
         loss = ctc_loss = None
-        if labels is not None:  # the loss back-propagates through the head itself, on labelled rows only
-            loss = LabelSmoothedLMLoss.apply(
-                out.last_hidden_state.flatten(0, 1),
-                head,
-                logits.detach().flatten(0, 1),
-                labels.flatten(),
-                self.config.label_smoothing,
-                tied,
+        if labels is not None and torch.is_grad_enabled():
+            # the loss hands its gradient of the logits to the head, which then works on labelled rows only
+            handoff = LMLossGradient()
+            logits = TiedLMHead.apply(out.last_hidden_state, head, handoff, tied)
+            loss = LabelSmoothedLMLoss.apply(None, None, logits, labels, config.label_smoothing, None, handoff)
+        else:
+            logits = (
+                self.lm_logits(out.last_hidden_state) if label_vocab is None else F.linear(out.last_hidden_state, head)
             )
+            if labels is not None:
+                loss = LabelSmoothedLMLoss.apply(None, None, logits, labels, config.label_smoothing)
+        if labels is not None:
             if ctc_labels is not None:
                 ctc_loss = phone_ctc_loss(
                     out.encoder_last_hidden_state,
@@ -799,14 +975,19 @@ class OFAPlusForConditionalGeneration(OFAPlusPreTrainedModel, OFAPlusGenerationM
                     self.config.audio_token_id,
                 )
                 loss = loss + self.config.ctc_weight * ctc_loss
-        return OFAPlusSeq2SeqLMOutput(
+        output = OFAPlusSeq2SeqLMOutput(
             loss=loss,
             logits=logits,
             cache=out.cache,
+            decoder_hidden_states=out.decoder_hidden_states,
+            decoder_attentions=out.decoder_attentions,
+            cross_attentions=out.cross_attentions,
             encoder_last_hidden_state=out.encoder_last_hidden_state,
             encoder_hidden_states=out.encoder_hidden_states,
+            encoder_attentions=out.encoder_attentions,
             ctc_loss=ctc_loss,
         )
+        return output if return_dict else output.to_tuple()
 
     def phone_ctc_logits(self, encoder_states: torch.Tensor) -> torch.Tensor:
         """Encoder states -> scores of the phone classes, through the phone rows of the tied embedding."""
