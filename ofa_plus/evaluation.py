@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .metrics import BASELINE_AUDIO_CLIPS, METRICS, baseline_name, best_constant_baseline, compute_metrics
 from .model_card import model_index
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration
-from .multitask import collate
+from .multitask import collate, skipped_summary, without_decoding
 from .processing_ofa_plus import OFAPlusProcessor
 from .task_card import TaskCard, cards_from_dicts, generation_kwargs, inference_row, load_cards
 
@@ -86,8 +86,10 @@ def predict(
     batch_size: int,
     num_beams: int | None = None,
     progress: tqdm | None = None,
-) -> list[Any]:
-    """One prediction per row (None where the row could not be read), identical for any process count."""
+    split: str = "",
+) -> tuple[list[Any], list[dict]]:
+    """One prediction per row (None where the row could not be read), identical for any process count,
+    and the rows that could not be read (task, split, row, slot, reason)."""
     order = sorted(range(len(rows)), key=lambda i: (_length(rows[i]), i))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     settings = generation_kwargs(card.plan)
@@ -97,9 +99,11 @@ def predict(
     if num_beams:
         settings["num_beams"] = num_beams
     mine: list[tuple[int, Any]] = []
+    unreadable: list[dict] = []
     for batch_indices in batches[accelerator.process_index :: accelerator.num_processes]:
         chunk = [inference_row(card.plan, rows[i]) for i in batch_indices]
-        batch, skipped = collate(processor, card, chunk, batch_indices, training=False, rng=None)
+        batch, skipped = collate(processor, card, chunk, batch_indices, training=False, rng=None, split=split)
+        unreadable += [vars(s) for s in skipped]
         bad = {s.index for s in skipped}
         good = [i for i in batch_indices if i not in bad]
         if batch is not None:
@@ -111,7 +115,8 @@ def predict(
             # the main process sees its own batches only: count the others' alike, without overshooting
             progress.update(min(len(batch_indices) * accelerator.num_processes, progress.total - progress.n))
     predictions = dict(gather_object(mine))
-    return [predictions[i] for i in range(len(rows))]
+    skipped = sorted(gather_object(unreadable), key=lambda s: s["index"])
+    return [predictions[i] for i in range(len(rows))], skipped
 
 
 def swap_rows(predictions: list, seed: int = 0) -> list:
@@ -138,10 +143,11 @@ def evaluate_card(
     batch_size: int | None = None,
     progress: tqdm | None = None,
 ) -> dict:
-    dataset = card.head(split, limit)
+    dataset = without_decoding(card.head(split, limit))
     rows = [card.to_row(example) for example in dataset]
-    predictions = predict(
-        model, processor, card, rows, accelerator, batch_size or card.training.eval_batch_size, num_beams, progress
+    size = batch_size or card.training.eval_batch_size
+    predictions, skipped = predict(
+        model, processor, card, rows, accelerator, size, num_beams, progress, card.split_name(split)
     )
     references = [row["references"] for row in rows]
     needed = sorted({c for m in card.metrics for c in METRICS[m].needs_columns})
@@ -172,6 +178,7 @@ def evaluate_card(
         "baseline": baseline,
         "baseline_kind": baseline_name(train_targets),
         "failed": sum(p is None for p in predictions),
+        "skipped_rows": skipped,
         # a model that answers every row alike shows here (its score is then a constant's)
         "distinct_predictions": len({repr(_plain(p)) for p in predictions if p is not None}),
         "samples": samples,
@@ -192,8 +199,8 @@ def results_table(entries: list[dict]) -> str:
     """Markdown table of scores; "rows swapped" scores each prediction against another row's reference
     (`swap_rows`: about equal to "score" when the model ignores its input)."""
     lines = [
-        "| task | metric | score | rows swapped | trivial baseline | rows | distinct predictions |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| task | metric | score | rows swapped | trivial baseline | rows | failed rows | distinct predictions |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for e in entries:
         for k, (metric, value) in enumerate(e["scores"].items()):
@@ -204,9 +211,19 @@ def results_table(entries: list[dict]) -> str:
                 f"| {e['task'] if first else ''} | {metric}{arrow} | {value:.1f} | "
                 f"{'-' if swapped is None else f'{swapped:.1f}'} | "
                 f"{e['baseline'][metric]:.1f} ({e['baseline_kind']}) | {e['rows'] if first else ''} | "
-                f"{e.get('distinct_predictions', '') if first else ''} |"
+                f"{e.get('failed', '') if first else ''} | {e.get('distinct_predictions', '') if first else ''} |"
             )
     return "\n".join(lines)
+
+
+def skipped_report(entries: list[dict]) -> str:
+    """Lines naming the rows that could not be read, per task (scored as failed predictions)."""
+    lines = [
+        f"unreadable rows: task {e['task']!r}: {skipped_summary(e['skipped_rows'])}; all of them in results.json"
+        for e in entries
+        if e.get("skipped_rows")
+    ]
+    return "\n".join(lines) or "unreadable rows: none"
 
 
 def model_index_entries(entries: list[dict]) -> list[dict]:
@@ -275,6 +292,7 @@ def main(argv=None) -> list[dict]:
         table = results_table(entries)
         output.with_suffix(".md").write_text(table + "\n")
         print(table)
+        print(skipped_report(entries))
         print(f"evaluated {len(cards)} tasks in {time.time() - started:.0f} s; results in {output}")
     accelerator.wait_for_everyone()
     return entries

@@ -37,7 +37,7 @@ from transformers import get_scheduler
 
 from .configuration_ofa_plus import PRESETS, OFAPlusConfig
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration
-from .multitask import TaskStream, collate, step_tasks, task_probabilities
+from .multitask import TaskStream, collate, skipped_summary, step_tasks, task_probabilities
 from .processing_ofa_plus import OFAPlusBatch, OFAPlusProcessor
 from .task_card import TaskCard, load_cards
 
@@ -170,7 +170,12 @@ def next_batch(processor: OFAPlusProcessor, part: MicroBatch) -> tuple[OFAPlusBa
     while batch is None:
         indices = part.stream.next_indices()
         batch, skipped = collate(
-            processor, part.card, part.stream.rows(indices), indices, training=True, rng=random.Random(part.rng_key)
+            processor,
+            part.card,
+            part.stream.rows(indices),
+            indices,
+            training=True,
+            rng=random.Random(part.rng_key),
         )
         skipped_rows += [vars(s) for s in skipped]
     return batch, skipped_rows
@@ -534,10 +539,9 @@ def report_skipped(skipped: list[dict], output: Path, cards: list[TaskCard]) -> 
     for card in cards:
         mine = [s for s in skipped if s["task"] == card.name]
         if mine:
-            rows = sorted({s["index"] for s in mine})
             print(
-                f"skipped rows: task {card.name!r}: {len(mine)} time(s), {len(rows)} distinct row(s) "
-                f"(e.g. row {rows[0]}: {mine[0]['reason']}); details in {output / 'skipped_rows.json'}"
+                f"skipped rows: task {card.name!r}: {len(mine)} time(s), "
+                f"{skipped_summary(mine)}; details in {output / 'skipped_rows.json'}"
             )
 
 
