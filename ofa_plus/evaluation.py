@@ -12,6 +12,7 @@ table next to it, and a few sample predictions per task.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import sys
@@ -24,6 +25,7 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
+from .cli import HelpFormatter
 from .metrics import BASELINE_AUDIO_CLIPS, METRICS, baseline_name, best_constant_baseline, compute_metrics
 from .model_card import model_index
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration
@@ -34,11 +36,23 @@ from .task_card import TaskCard, cards_from_dicts, generation_kwargs, inference_
 SAMPLES_PER_TASK = 5
 
 
+def weights_fingerprint(model) -> str:
+    """SHA-256 of the model's tensors (names, dtypes, shapes, bytes): the same for a model however it
+    was saved or loaded, different for any other weights. results.json records it, so pushing a
+    model with another model's results can be refused."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="evaluation/run.py",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--model", required=True, help="a trained model folder (save_pretrained) or Hub id")
     p.add_argument("--cards", nargs="*", help="task card files/folders (default: the cards the model carries)")
@@ -247,7 +261,9 @@ def model_index_entries(entries: list[dict]) -> list[dict]:
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     accelerator = Accelerator()
-    model = OFAPlusForConditionalGeneration.from_pretrained(args.model).to(accelerator.device).eval()
+    model = OFAPlusForConditionalGeneration.from_pretrained(args.model)
+    fingerprint = weights_fingerprint(model)
+    model = model.to(accelerator.device).eval()
     processor = OFAPlusProcessor.from_pretrained(args.model)
     cards = load_cards(args.cards) if args.cards else cards_from_dicts(model.config.task_cards)
     if not cards:
@@ -284,7 +300,13 @@ def main(argv=None) -> list[dict]:
         index = model_index(model_index_entries(entries), name)
         output.write_text(
             json.dumps(
-                {"model": str(args.model), "split": args.split, "results": entries, "model_index": index},
+                {
+                    "model": str(args.model),
+                    "weights_sha256": fingerprint,
+                    "split": args.split,
+                    "results": entries,
+                    "model_index": index,
+                },
                 indent=1,
                 default=str,
             )

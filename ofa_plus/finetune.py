@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from . import hub
-from .evaluation import evaluate_card, model_index_entries, results_table
+from .cli import HelpFormatter
+from .evaluation import evaluate_card, model_index_entries, results_table, weights_fingerprint
 from .model_card import model_index
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration
 from .multitask import TaskStream
@@ -44,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="ofa-plus finetune",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--model", required=True, help="the trained generalist (a folder or Hub id)")
     p.add_argument("--card", required=True, help="the new task's card (YAML)")
@@ -164,6 +165,7 @@ def finetune(
     }
     results = {
         "model": str(output),
+        "weights_sha256": weights_fingerprint(tuned),
         "split": split,
         "results": [after],
         "untuned": before,
