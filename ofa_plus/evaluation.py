@@ -6,7 +6,9 @@
 For each card the eval split is cut into length-sorted batches once; processes take whole
 batches in turn, so the outputs (and scores) do not depend on how many processes ran. Writes
 ``results.json`` (scores, baselines, the ``model-index`` block of the model card), a markdown
-table next to it, and a few sample predictions per task.
+table next to it, and a few sample predictions per task. A row that cannot be read (a corrupt
+image) is scored as a failed prediction and named (task, split, row, slot, reason) in the printed
+summary and in ``skipped_rows``; ``weights_sha256`` records which model the scores belong to.
 """
 
 from __future__ import annotations

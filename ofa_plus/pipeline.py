@@ -17,6 +17,10 @@ AUDIO target (text-to-speech) gives ``{"audio": float32 array, "sampling_rate": 
 order (the dict then holds its ``"path"``):
 
     pipe("[TEXT:text] -> [AUDIO:audio]", text=["Hello.", "Good morning."], output_dir="speech")
+
+Audio given as bare arrays needs ``sampling_rate=``. In a batch, a row whose value cannot be read
+(a corrupt image) gives None, a warning names it, and ``pipe.skipped_rows`` lists it (task, row,
+slot, reason); a single input that cannot be read is an error.
 """
 
 from __future__ import annotations
