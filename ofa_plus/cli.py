@@ -61,8 +61,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND", help=", ".join(COMMANDS))
     parser.add_argument("--version", action="version", version=f"ofa-plus {__version__}")
-    if not argv or argv[0] in ("-h", "--help", "--version"):
-        parser.parse_args(argv[:1]) if argv[:1] == ["--version"] else parser.print_help()
+    if argv[:1] == ["--version"]:
+        parser.parse_args(argv[:1])  # prints the version and exits
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
         parser.exit(0 if argv else 2)
     command, rest = parser.parse_args(argv[:1]).command, argv[1:]
     try:

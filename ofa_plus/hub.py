@@ -234,6 +234,7 @@ def push_model(
     from .modeling_ofa_plus import OFAPlusForConditionalGeneration  # noqa: PLC0415
     from .processing_ofa_plus import OFAPlusProcessor  # noqa: PLC0415
 
+    checked = False  # whether the results were already checked against the model
     if isinstance(model, (str, Path)):
         folder = Path(model)
         if not (folder / "config.json").is_file():
@@ -244,6 +245,7 @@ def push_model(
         model = OFAPlusForConditionalGeneration.from_pretrained(folder)
         processor = processor or OFAPlusProcessor.from_pretrained(folder)
         if results is None and (found := _beside(folder, "results.json")):
+            checked = True
             try:
                 check_results(found, model)
                 results = found
@@ -251,7 +253,7 @@ def push_model(
                 print(f"not putting {found} in the model card: {err}")
         args = _beside(folder, "args.json")
         training_args = training_args if training_args is not None or args is None else json.loads(args.read_text())
-    if results is not None:
+    if results is not None and not checked:
         check_results(results, model)
     if processor is None:
         raise ValueError("push_model needs the processor too: push_model(model, repo_id, processor=processor)")

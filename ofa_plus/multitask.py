@@ -213,6 +213,7 @@ def encode_rows(
                 skipped.append(SkippedRow(task or plan.name or "", index, reason, split, getattr(err, "slot", "")))
         if not skipped:  # the batch fails as a whole: not a bad row, a bug to surface
             raise first_error
-        numbers = [i for i in indices if i not in {s.index for s in skipped}]
+        bad = {s.index for s in skipped}
+        numbers = [i for i in indices if i not in bad]
         batch = processor.process_rows(plan, good, row_numbers=numbers, **options) if good else None
         return batch, skipped
