@@ -8,6 +8,8 @@
                       --instruction "[IMAGE:image] what does the image describe? -> [TEXT:caption]"
     ofa-plus push     runs/x/final --repo me/ofa-plus-tiny [--results runs/x/results.json]
     ofa-plus push     data/default/mnist --repo me/mnist-names          (a DatasetDict folder)
+    ofa-plus tasks    runs/x/final                                      (its tasks and instructions)
+    ofa-plus --version
 
 ``ofa-plus COMMAND --help`` explains each command.
 """
@@ -19,19 +21,34 @@ import json
 import sys
 from pathlib import Path
 
+from huggingface_hub.errors import HTTPError
+from safetensors import SafetensorError
+
+from . import __version__
+
 COMMANDS = {
     "train": "multi-task training with Accelerate (python -m ofa_plus.train)",
     "evaluate": "generate and score a model on its task cards (evaluation/run.py)",
     "finetune": "fine-tune a trained model on one new task card (full or LoRA), evaluate, optionally push",
     "run": "run one instruction, or one of the model's tasks by name, on files and values",
     "push": "push a model folder (with task cards and a model card) or a dataset folder to the Hub",
+    "tasks": "list a model's tasks: name, instruction, output and metrics",
 }
-# what each file option fills: the instruction's one encoder slot of that modality
-FILE_OPTIONS = {"image": "IMAGE", "audio": "AUDIO", "text": "TEXT"}
+# what each file option fills: the instruction's one encoder slot of these modalities
+FILE_OPTIONS = {"image": ("IMAGE",), "audio": ("AUDIO",), "text": ("TEXT", "PHONE")}
 
 
 class UsageError(Exception):
     """A mistake on the command line; the message says what to do instead."""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default only where it has one (not "(default: None)" on required options)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, [], "") or action.required:
+            return action.help or ""
+        return super()._get_help_string(action)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND", help=", ".join(COMMANDS))
+    parser.add_argument("--version", action="version", version=f"ofa-plus {__version__}")
+    if argv[:1] == ["--version"]:
+        parser.parse_args(argv[:1])  # prints the version and exits
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         parser.exit(0 if argv else 2)
@@ -55,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         elif command == "evaluate":
             from . import evaluation  # noqa: PLC0415
 
+            _require_model(evaluation.parse_args(rest).model)
             evaluation.main(rest)
         elif command == "finetune":
             from . import finetune  # noqa: PLC0415
@@ -63,10 +84,20 @@ def main(argv: list[str] | None = None) -> None:
             finetune.main(rest)
         elif command == "run":
             run(rest)
+        elif command == "tasks":
+            tasks(rest)
         else:
             push(rest)
     except (UsageError, ValueError, OSError) as err:  # bad cards/instructions, missing files, unreachable Hub ids
         parser.exit(2, f"ofa-plus {command}: error: {err}\n")
+    except SafetensorError as err:
+        parser.exit(
+            2,
+            f"ofa-plus {command}: error: cannot read the model's weights ({err}); its model.safetensors is "
+            "incomplete or damaged: copy, download or train it again\n",
+        )
+    except HTTPError as err:  # the Hub cannot be reached (transformers wraps this for downloads, not pushes)
+        parser.exit(2, f"ofa-plus {command}: error: cannot reach the Hub ({err}); check the network or HF_ENDPOINT\n")
 
 
 def _require_model(model: str) -> None:
@@ -83,18 +114,16 @@ def _require_model(model: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- run
 def run_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="ofa-plus run", description=COMMANDS["run"] + ".", formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(prog="ofa-plus run", description=COMMANDS["run"] + ".", formatter_class=HelpFormatter)
     p.add_argument("--model", required=True, help="a trained model folder or Hub id")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--task", help="one of the model's tasks by name (its card sets instruction and decoding)")
     what.add_argument("--instruction", help='e.g. "[IMAGE:image] what does the image describe? -> [TEXT:caption]"')
-    for option, modality in FILE_OPTIONS.items():
+    for option, modalities in FILE_OPTIONS.items():
+        slots = " or ".join(f"[{m}:...]" for m in modalities)
         p.add_argument(
             f"--{option}",
-            help=f"fills the instruction's [{modality}:...] input slot"
-            + (" (a file path)" if option != "text" else ""),
+            help=f"fills the instruction's {slots} input slot" + (" (a file path)" if option != "text" else ""),
         )
     p.add_argument(
         "--input",
@@ -106,6 +135,7 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-beams", type=int, help="override the task's beam count")
     p.add_argument("--max-new-tokens", type=int, help="override the task's output length")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the first GPU if there is one)")
+    p.add_argument("--output-dir", help="speech outputs: write each as a 16-bit WAV in this folder (needed for them)")
     return p
 
 
@@ -122,23 +152,37 @@ def run(argv: list[str]) -> object:
     plan = get_task(pipe.tasks, args.task).plan if args.task else compile_plan(args.instruction)
     columns = _columns(plan, args)
     settings = {k: v for k, v in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens)) if v}
+    if plan.output_kind == "speech":
+        if not args.output_dir:
+            raise UsageError("this task generates speech: give --output-dir DIR to write it as a WAV file")
+        settings["output_dir"] = args.output_dir
+    elif args.output_dir:
+        raise UsageError(f"--output-dir writes speech; this task generates {plan.generator.kind}")
     value = pipe(task=args.task, **columns, **settings) if args.task else pipe(args.instruction, **columns, **settings)
-    print(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+    print(value if isinstance(value, str) else json.dumps(_shown(value), ensure_ascii=False))
+    return value
+
+
+def _shown(value):
+    """What `run` prints: speech as its file, rate and length (the samples are in the WAV file)."""
+    if isinstance(value, dict) and "audio" in value:
+        return {"path": str(value["path"]), "sampling_rate": value["sampling_rate"], "samples": len(value["audio"])}
     return value
 
 
 def _columns(plan, args) -> dict:
     inputs = plan.templates[0].slots("encoder")
     columns = {}
-    for option, modality in FILE_OPTIONS.items():
+    for option, modalities in FILE_OPTIONS.items():
         value = getattr(args, option)
         if value is None:
             continue
-        slots = [s.column for s in inputs if s.slot.modality == modality]
+        slots = [s.column for s in inputs if s.slot.modality in modalities]
         if len(slots) != 1:
             have = ", ".join(f"[{s.slot.modality}:{s.column}]" for s in inputs) or "none"
+            wanted = " or ".join(f"[{m}:...]" for m in modalities)
             raise UsageError(
-                f"--{option} fills the one [{modality}:...] input slot, but the instruction has "
+                f"--{option} fills the one {wanted} input slot, but the instruction has "
                 f"{len(slots) or 'no'} such slot(s) (its inputs: {have}); use --input COLUMN=VALUE"
             )
         if option != "text" and not Path(value).is_file():
@@ -159,7 +203,7 @@ def _columns(plan, args) -> dict:
 
 
 def _option_for(slot) -> str:
-    option = next((o for o, m in FILE_OPTIONS.items() if m == slot.slot.modality), None)
+    option = next((o for o, m in FILE_OPTIONS.items() if slot.slot.modality in m), None)
     return f"--{option}" if option else f"--input {slot.column}=VALUE"
 
 
@@ -168,7 +212,7 @@ def push_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ofa-plus push",
         description=COMMANDS["push"] + ". Log in first (`hf auth login`) or set HF_TOKEN.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("path", help="a model folder (config.json) or a DatasetDict folder (dataset_dict.json)")
     p.add_argument("--repo", required=True, help="the Hub repo id, e.g. me/ofa-plus-tiny")
@@ -232,6 +276,29 @@ def push(argv: list[str]) -> str:
         raise UsageError(f"the Hub refused the push ({status}): {str(err).splitlines()[0]}.{hint}") from None
     print(f"pushed {path} to {args.repo}: {where}")
     return where
+
+
+# ---------------------------------------------------------------------------------------------- tasks
+def tasks(argv: list[str]) -> list[dict]:
+    p = argparse.ArgumentParser(prog="ofa-plus tasks", description=COMMANDS["tasks"] + ".")
+    p.add_argument("model", help="a trained model folder or Hub id")
+    args = p.parse_args(argv)
+    _require_model(args.model)
+    from .configuration_ofa_plus import OFAPlusConfig  # noqa: PLC0415
+    from .task_card import tasks_from_dicts  # noqa: PLC0415
+
+    cards = list(tasks_from_dicts(OFAPlusConfig.from_pretrained(args.model).task_cards).values())
+    if not cards:
+        print(f"{args.model} carries no task cards; run it with --instruction")
+    for card in cards:
+        g = card.plan.generator
+        output = f"one of {len(g.closed_set)} answers" if g.closed_set else g.kind
+        print(f"{card.name}")
+        for instruction in card.instructions:
+            print(f"  instruction: {instruction}")
+        print(f"  output: {output}; metrics: {', '.join(card.metrics) or '-'}")
+        print(f"  run: ofa-plus run --model {args.model} --task {card.name} ...")
+    return [card.to_dict() for card in cards]
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pathlib import Path
 from accelerate import Accelerator
 
 from . import train
+from .cli import HelpFormatter
 from .evaluation import evaluate_card
 from .metrics import METRICS
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration
@@ -50,7 +51,7 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
         epilog="Every other option is an ofa_plus.train option (python -m ofa_plus.train --help), e.g. "
         "--preset, --image-size, --lr, --batch-size, --dropout, --image-backbone, --backbone-weights, "
         "--tasks-per-step, --seed; it applies to every run.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         allow_abbrev=False,  # an abbreviation could take a train option (--limit vs --limit-rows)
     )
     p.add_argument("--cards", nargs="+", required=True, help="task card files and/or folders")

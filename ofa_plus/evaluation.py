@@ -6,12 +6,15 @@
 For each card the eval split is cut into length-sorted batches once; processes take whole
 batches in turn, so the outputs (and scores) do not depend on how many processes ran. Writes
 ``results.json`` (scores, baselines, the ``model-index`` block of the model card), a markdown
-table next to it, and a few sample predictions per task.
+table next to it, and a few sample predictions per task. A row that cannot be read (a corrupt
+image) is scored as a failed prediction and named (task, split, row, slot, reason) in the printed
+summary and in ``skipped_rows``; ``weights_sha256`` records which model the scores belong to.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import sys
@@ -24,21 +27,34 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
+from .cli import HelpFormatter
 from .metrics import BASELINE_AUDIO_CLIPS, METRICS, baseline_name, best_constant_baseline, compute_metrics
 from .model_card import model_index
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration
-from .multitask import collate
+from .multitask import collate, skipped_summary, without_decoding
 from .processing_ofa_plus import OFAPlusProcessor
 from .task_card import TaskCard, cards_from_dicts, generation_kwargs, inference_row, load_cards
 
 SAMPLES_PER_TASK = 5
 
 
+def weights_fingerprint(model) -> str:
+    """SHA-256 of the model's tensors (names, dtypes, shapes, bytes): the same for a model however it
+    was saved or loaded, different for any other weights. results.json records it, so pushing a
+    model with another model's results can be refused."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="evaluation/run.py",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--model", required=True, help="a trained model folder (save_pretrained) or Hub id")
     p.add_argument("--cards", nargs="*", help="task card files/folders (default: the cards the model carries)")
@@ -86,8 +102,10 @@ def predict(
     batch_size: int,
     num_beams: int | None = None,
     progress: tqdm | None = None,
-) -> list[Any]:
-    """One prediction per row (None where the row could not be read), identical for any process count."""
+    split: str = "",
+) -> tuple[list[Any], list[dict]]:
+    """One prediction per row (None where the row could not be read), identical for any process count,
+    and the rows that could not be read (task, split, row, slot, reason)."""
     order = sorted(range(len(rows)), key=lambda i: (_length(rows[i]), i))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     settings = generation_kwargs(card.plan)
@@ -97,9 +115,11 @@ def predict(
     if num_beams:
         settings["num_beams"] = num_beams
     mine: list[tuple[int, Any]] = []
+    unreadable: list[dict] = []
     for batch_indices in batches[accelerator.process_index :: accelerator.num_processes]:
         chunk = [inference_row(card.plan, rows[i]) for i in batch_indices]
-        batch, skipped = collate(processor, card, chunk, batch_indices, training=False, rng=None)
+        batch, skipped = collate(processor, card, chunk, batch_indices, training=False, rng=None, split=split)
+        unreadable += [vars(s) for s in skipped]
         bad = {s.index for s in skipped}
         good = [i for i in batch_indices if i not in bad]
         if batch is not None:
@@ -111,7 +131,8 @@ def predict(
             # the main process sees its own batches only: count the others' alike, without overshooting
             progress.update(min(len(batch_indices) * accelerator.num_processes, progress.total - progress.n))
     predictions = dict(gather_object(mine))
-    return [predictions[i] for i in range(len(rows))]
+    skipped = sorted(gather_object(unreadable), key=lambda s: s["index"])
+    return [predictions[i] for i in range(len(rows))], skipped
 
 
 def swap_rows(predictions: list, seed: int = 0) -> list:
@@ -138,10 +159,11 @@ def evaluate_card(
     batch_size: int | None = None,
     progress: tqdm | None = None,
 ) -> dict:
-    dataset = card.head(split, limit)
+    dataset = without_decoding(card.head(split, limit))
     rows = [card.to_row(example) for example in dataset]
-    predictions = predict(
-        model, processor, card, rows, accelerator, batch_size or card.training.eval_batch_size, num_beams, progress
+    size = batch_size or card.training.eval_batch_size
+    predictions, skipped = predict(
+        model, processor, card, rows, accelerator, size, num_beams, progress, card.split_name(split)
     )
     references = [row["references"] for row in rows]
     needed = sorted({c for m in card.metrics for c in METRICS[m].needs_columns})
@@ -172,6 +194,7 @@ def evaluate_card(
         "baseline": baseline,
         "baseline_kind": baseline_name(train_targets),
         "failed": sum(p is None for p in predictions),
+        "skipped_rows": skipped,
         # a model that answers every row alike shows here (its score is then a constant's)
         "distinct_predictions": len({repr(_plain(p)) for p in predictions if p is not None}),
         "samples": samples,
@@ -192,8 +215,8 @@ def results_table(entries: list[dict]) -> str:
     """Markdown table of scores; "rows swapped" scores each prediction against another row's reference
     (`swap_rows`: about equal to "score" when the model ignores its input)."""
     lines = [
-        "| task | metric | score | rows swapped | trivial baseline | rows | distinct predictions |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| task | metric | score | rows swapped | trivial baseline | rows | failed rows | distinct predictions |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for e in entries:
         for k, (metric, value) in enumerate(e["scores"].items()):
@@ -204,9 +227,19 @@ def results_table(entries: list[dict]) -> str:
                 f"| {e['task'] if first else ''} | {metric}{arrow} | {value:.1f} | "
                 f"{'-' if swapped is None else f'{swapped:.1f}'} | "
                 f"{e['baseline'][metric]:.1f} ({e['baseline_kind']}) | {e['rows'] if first else ''} | "
-                f"{e.get('distinct_predictions', '') if first else ''} |"
+                f"{e.get('failed', '') if first else ''} | {e.get('distinct_predictions', '') if first else ''} |"
             )
     return "\n".join(lines)
+
+
+def skipped_report(entries: list[dict]) -> str:
+    """Lines naming the rows that could not be read, per task (scored as failed predictions)."""
+    lines = [
+        f"unreadable rows: task {e['task']!r}: {skipped_summary(e['skipped_rows'])}; all of them in results.json"
+        for e in entries
+        if e.get("skipped_rows")
+    ]
+    return "\n".join(lines) or "unreadable rows: none"
 
 
 def model_index_entries(entries: list[dict]) -> list[dict]:
@@ -230,7 +263,9 @@ def model_index_entries(entries: list[dict]) -> list[dict]:
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     accelerator = Accelerator()
-    model = OFAPlusForConditionalGeneration.from_pretrained(args.model).to(accelerator.device).eval()
+    model = OFAPlusForConditionalGeneration.from_pretrained(args.model)
+    fingerprint = weights_fingerprint(model)
+    model = model.to(accelerator.device).eval()
     processor = OFAPlusProcessor.from_pretrained(args.model)
     cards = load_cards(args.cards) if args.cards else cards_from_dicts(model.config.task_cards)
     if not cards:
@@ -267,7 +302,13 @@ def main(argv=None) -> list[dict]:
         index = model_index(model_index_entries(entries), name)
         output.write_text(
             json.dumps(
-                {"model": str(args.model), "split": args.split, "results": entries, "model_index": index},
+                {
+                    "model": str(args.model),
+                    "weights_sha256": fingerprint,
+                    "split": args.split,
+                    "results": entries,
+                    "model_index": index,
+                },
                 indent=1,
                 default=str,
             )
@@ -275,6 +316,7 @@ def main(argv=None) -> list[dict]:
         table = results_table(entries)
         output.with_suffix(".md").write_text(table + "\n")
         print(table)
+        print(skipped_report(entries))
         print(f"evaluated {len(cards)} tasks in {time.time() - started:.0f} s; results in {output}")
     accelerator.wait_for_everyone()
     return entries

@@ -29,8 +29,9 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from . import hub
+from .cli import HelpFormatter
 from .configuration_ofa_plus import OFAPlusConfig
-from .evaluation import evaluate_card, model_index_entries, results_table
+from .evaluation import evaluate_card, model_index_entries, results_table, weights_fingerprint
 from .model_card import model_index
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration
 from .multitask import TaskStream
@@ -46,7 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="ofa-plus finetune",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--model", required=True, help="the trained generalist (a folder or Hub id)")
     p.add_argument("--card", required=True, help="the new task's card (YAML)")
@@ -180,6 +181,7 @@ def finetune(
     }
     results = {
         "model": str(output),
+        "weights_sha256": weights_fingerprint(tuned),
         "split": split,
         "results": [after],
         "untuned": before,

@@ -21,7 +21,8 @@ from pathlib import Path
 import datasets as hf_datasets
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi, ModelCard
 
-from .evaluation import model_index_entries, results_table, task_type
+from . import __version__
+from .evaluation import model_index_entries, results_table, task_type, weights_fingerprint
 from .model_card import card_data
 from .task_card import TaskCard, tasks_from_dicts
 
@@ -43,6 +44,22 @@ def read_results(results: str | Path | dict | None) -> list[dict]:
     if "results" not in data:
         raise ValueError(f"{results}: not a results file of `ofa-plus evaluate` (no 'results' key)")
     return data["results"]
+
+
+def check_results(results: str | Path | dict, model) -> None:
+    """Refuse a results file that was not made from ``model``: its recorded weights fingerprint
+    (`weights_fingerprint`, written by `ofa-plus evaluate` and `ofa-plus finetune`) must match."""
+    data = json.loads(Path(results).read_text()) if isinstance(results, (str, Path)) else results
+    name = results if isinstance(results, (str, Path)) else "the results"
+    recorded, actual = data.get("weights_sha256"), weights_fingerprint(model)
+    how = "evaluate this model: `ofa-plus evaluate --model MODEL --output results.json`"
+    if recorded is None:
+        raise ValueError(f"{name} does not record which model it scores (no 'weights_sha256'); {how}")
+    if recorded != actual:
+        raise ValueError(
+            f"{name} scores another model (weights sha256 {recorded[:12]}..., this model's is "
+            f"{actual[:12]}...) from {data.get('model', '?')}; {how}"
+        )
 
 
 def pipeline_tag(cards: list[TaskCard]) -> str:
@@ -98,6 +115,10 @@ def card_body(repo_id: str, cards: list[TaskCard], entries: list[dict], training
         f"{_count(len(cards), 'task')}, each declared by a one-line multi-modal instruction. `import ofa_plus` "
         "registers it with the transformers Auto classes and the `multimodal-instruction` pipeline.",
         "",
+        "```bash",
+        f"pip install 'ofa_plus>={__version__}'    # or, in a checkout of its source: pip install -e .",
+        "```",
+        "",
         "```python",
         "import ofa_plus",
         "from transformers import AutoModelForSeq2SeqLM, AutoProcessor, pipeline",
@@ -123,7 +144,7 @@ def card_body(repo_id: str, cards: list[TaskCard], entries: list[dict], training
         ]
         lines.append("")
     if training_args:
-        shown = {k: v for k, v in training_args.items() if v not in (None, False, [], "") and k != "output"}
+        shown = {k: _public(v) for k, v in training_args.items() if v not in (None, False, [], "") and k != "output"}
         lines += [f"- `{k}`: {json.dumps(v) if isinstance(v, (list, dict)) else v}" for k, v in shown.items()]
         lines.append("")
     lines += ["## Results", ""]
@@ -176,6 +197,16 @@ def _task_section(repo_id: str, card: TaskCard, samples: list[dict]) -> list[str
     return lines
 
 
+def _public(value):
+    """A setting as the card shows it: a path on the machine that trained (absolute, or naming
+    something there) becomes its last part, so the card tells nothing of that machine's folders."""
+    if isinstance(value, list):
+        return [_public(v) for v in value]
+    if isinstance(value, str) and not is_repo_id(value) and (Path(value).is_absolute() or Path(value).exists()):
+        return f".../{Path(value).name}"
+    return value
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
@@ -203,6 +234,7 @@ def push_model(
     from .modeling_ofa_plus import OFAPlusForConditionalGeneration  # noqa: PLC0415
     from .processing_ofa_plus import OFAPlusProcessor  # noqa: PLC0415
 
+    checked = False  # whether the results were already checked against the model
     if isinstance(model, (str, Path)):
         folder = Path(model)
         if not (folder / "config.json").is_file():
@@ -212,9 +244,17 @@ def push_model(
             )
         model = OFAPlusForConditionalGeneration.from_pretrained(folder)
         processor = processor or OFAPlusProcessor.from_pretrained(folder)
-        results = results if results is not None else _beside(folder, "results.json")
+        if results is None and (found := _beside(folder, "results.json")):
+            checked = True
+            try:
+                check_results(found, model)
+                results = found
+            except ValueError as err:  # not asked for: leave it out rather than refuse the push
+                print(f"not putting {found} in the model card: {err}")
         args = _beside(folder, "args.json")
         training_args = training_args if training_args is not None or args is None else json.loads(args.read_text())
+    if results is not None and not checked:
+        check_results(results, model)
     if processor is None:
         raise ValueError("push_model needs the processor too: push_model(model, repo_id, processor=processor)")
     processor.task_cards = list(getattr(model.config, "task_cards", None) or [])  # their store: the model config

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import datasets
 import numpy as np
 
+from .plan import TaskPlan
 from .processing_ofa_plus import OFAPlusBatch, OFAPlusProcessor
 from .task_card import TaskCard
 
@@ -105,13 +106,7 @@ class TaskStream:
         dataset = card.load_split("train")
         if limit:
             dataset = dataset.select(range(min(limit, len(dataset))))
-        # decode images and audio in the processor, where a corrupt file becomes a counted, skipped row
-        for name, feature in dataset.features.items():
-            if isinstance(feature, datasets.Image) and feature.decode:
-                dataset = dataset.cast_column(name, datasets.Image(decode=False))
-            if isinstance(feature, datasets.Audio) and feature.decode:
-                dataset = dataset.cast_column(name, datasets.Audio(decode=False))
-        return cls(card, dataset, index, seed, rank, world, bucketing)
+        return cls(card, without_decoding(dataset), index, seed, rank, world, bucketing)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -150,26 +145,81 @@ class TaskStream:
 
 @dataclass
 class SkippedRow:
+    """A row left out of a batch: where it is (task, split, row number), which slot failed, and why."""
+
     task: str
     index: int
     reason: str
+    split: str = ""
+    slot: str = ""
+
+
+def skipped_summary(skipped: list[dict]) -> str:
+    """One line about one task's skipped rows: how many distinct rows, and the first row with its
+    own slot and reason."""
+    first = min(skipped, key=lambda s: s["index"])
+    where = f"split {first['split']!r}, " if first.get("split") else ""
+    slot = f"slot {first['slot']}, " if first.get("slot") else ""
+    return (
+        f"{len({s['index'] for s in skipped})} distinct row(s) "
+        f"(e.g. {where}row {first['index']}, {slot}reason: {first['reason']})"
+    )
+
+
+def without_decoding(dataset: datasets.Dataset) -> datasets.Dataset:
+    """Image and audio columns left as bytes/paths: the processor decodes them, where a corrupt file
+    becomes a counted, skipped row instead of an error in ``datasets`` that names no row."""
+    for name, feature in dataset.features.items():
+        if isinstance(feature, (datasets.Image, datasets.Audio)) and feature.decode:
+            dataset = dataset.cast_column(name, type(feature)(decode=False))
+    return dataset
 
 
 def collate(
-    processor: OFAPlusProcessor, card: TaskCard, rows: list[dict], indices, *, training: bool, rng: random.Random
+    processor: OFAPlusProcessor,
+    card: TaskCard,
+    rows: list[dict],
+    indices,
+    *,
+    training: bool,
+    rng: random.Random,
+    split: str | None = None,
 ) -> tuple[OFAPlusBatch | None, list[SkippedRow]]:
-    """Encode one task's rows; a row that cannot be encoded is left out and reported."""
+    """Encode one task's rows; a row that cannot be encoded is left out and reported (``split``
+    names where the rows come from: by default the train split when training)."""
+    if split is None:
+        split = (card.split_name("train") if training else None) or ""
+    return encode_rows(processor, card.plan, rows, indices, task=card.name, split=split, training=training, rng=rng)
+
+
+def encode_rows(
+    processor: OFAPlusProcessor,
+    plan: TaskPlan,
+    rows: list[dict],
+    indices,
+    *,
+    task: str | None = None,
+    split: str = "",
+    **options,
+) -> tuple[OFAPlusBatch | None, list[SkippedRow]]:
+    """`OFAPlusProcessor.process_rows` that leaves out the rows it cannot encode and reports them
+    (``indices`` are the rows' numbers in their split; ``options`` go to process_rows)."""
+    indices = [int(i) for i in indices]
     try:
-        return processor.process_rows(card.plan, rows, training=training, rng=rng), []
+        return processor.process_rows(plan, rows, row_numbers=indices, **options), []
     except (ValueError, OSError) as first_error:  # find the culprits row by row
+        alone = {**options, "rng": random.Random(0)}
         good, skipped = [], []
         for row, index in zip(rows, indices):
             try:
-                processor.process_rows(card.plan, [row], training=training, rng=random.Random(0))
+                processor.process_rows(plan, [row], row_numbers=[index], **alone)
                 good.append(row)
             except (ValueError, OSError) as err:
-                skipped.append(SkippedRow(card.name, int(index), str(err).splitlines()[0][:300]))
+                reason = str(err).splitlines()[0][:300]
+                skipped.append(SkippedRow(task or plan.name or "", index, reason, split, getattr(err, "slot", "")))
         if not skipped:  # the batch fails as a whole: not a bad row, a bug to surface
             raise first_error
-        batch = processor.process_rows(card.plan, good, training=training, rng=rng) if good else None
+        bad = {s.index for s in skipped}
+        numbers = [i for i in indices if i not in bad]
+        batch = processor.process_rows(plan, good, row_numbers=numbers, **options) if good else None
         return batch, skipped

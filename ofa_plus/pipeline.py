@@ -17,6 +17,10 @@ AUDIO target (text-to-speech) gives ``{"audio": float32 array, "sampling_rate": 
 order (the dict then holds its ``"path"``):
 
     pipe("[TEXT:text] -> [AUDIO:audio]", text=["Hello.", "Good morning."], output_dir="speech")
+
+Audio given as bare arrays needs ``sampling_rate=``. In a batch, a row whose value cannot be read
+(a corrupt image) gives None, a warning names it, and ``pipe.skipped_rows`` lists it (task, row,
+slot, reason); a single input that cannot be read is an error.
 """
 
 from __future__ import annotations
@@ -27,11 +31,15 @@ from typing import Any
 import torch
 from transformers import AutoModelForSeq2SeqLM, GenerationConfig, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.utils import logging
 
+from .multitask import encode_rows
 from .outputs.speech import save_audio
 from .plan import TaskPlan, compile_plan
 from .processing_ofa_plus import OFAPlusBatch
 from .task_card import TaskCard, generation_kwargs, get_task, inference_row, tasks_from_dicts
+
+logger = logging.get_logger(__name__)
 
 TASK = "multimodal-instruction"
 ALIAS = "ofa-plus"
@@ -62,6 +70,7 @@ class OFAPlusPipeline(Pipeline):
         batch_size: int | None = None,
         num_workers: int | None = None,
         output_dir: str | None = None,
+        sampling_rate: int | None = None,
         **kwargs,
     ) -> Any:
         plan = self._plan(inputs, task)
@@ -84,14 +93,32 @@ class OFAPlusPipeline(Pipeline):
             rows, batched = self.processor.split_rows(plan, columns)
         rows = [inference_row(plan, row) for row in rows]
         size = batch_size or self._batch_size or 1
-        chunks = [{"plan": plan, "rows": rows[i : i + size]} for i in range(0, len(rows), size)]
+        chunks = [
+            {
+                "plan": plan,
+                "rows": rows[i : i + size],
+                "first": i,
+                "sampling_rate": sampling_rate,
+                "single": not batched,
+            }
+            for i in range(0, len(rows), size)
+        ]
         # each item of the base pipeline is one batch of rows (one generate() call)
         outputs = super().__call__(chunks, num_workers=num_workers, batch_size=1, **kwargs)
-        values = [value for chunk in outputs for value in chunk]
+        values = [value for chunk in outputs for value in chunk["values"]]
+        self.skipped_rows = [row for chunk in outputs for row in chunk["skipped"]]
+        if self.skipped_rows:
+            logger.warning(
+                "%d of %d row(s) could not be read and give None: %s",
+                len(self.skipped_rows),
+                len(values),
+                "; ".join(f"row {s['index']}, slot {s['slot']}: {s['reason']}" for s in self.skipped_rows),
+            )
         if output_dir is not None:
             Path(output_dir).mkdir(parents=True, exist_ok=True)
             for index, value in enumerate(values):
-                value["path"] = save_audio(value, Path(output_dir) / f"{index:04d}.wav")
+                if value is not None:
+                    value["path"] = save_audio(value, Path(output_dir) / f"{index:04d}.wav")
         return values if batched else values[0]
 
     def _plan(self, inputs, task: str | None) -> TaskPlan:
@@ -115,22 +142,38 @@ class OFAPlusPipeline(Pipeline):
         return preprocess, forward, {}
 
     def preprocess(self, chunk: dict, closed_set: list[str] | None = None) -> dict:
-        batch = self.processor.process_rows(chunk["plan"], chunk["rows"], closed_set=closed_set)
-        return {**batch, "plan": batch.plan, "rows": batch.rows}
+        plan, rows, first = chunk["plan"], chunk["rows"], chunk["first"]
+        options = {"closed_set": closed_set, "sampling_rate": chunk["sampling_rate"]}
+        if chunk["single"]:  # one input: its error is the answer
+            batch, skipped = self.processor.process_rows(plan, rows, **options), []
+        else:  # a batch: unreadable rows give None, the others their values
+            batch, skipped = encode_rows(self.processor, plan, rows, range(first, first + len(rows)), **options)
+        skipped = [vars(s) for s in skipped]
+        if batch is None:
+            return {"plan": plan, "rows": [], "skipped": skipped, "first": first, "count": len(rows)}
+        return {**batch, "plan": plan, "rows": batch.rows, "skipped": skipped, "first": first, "count": len(rows)}
 
     def _forward(self, model_inputs: dict, generate_kwargs: dict | None = None) -> dict:
         rows, plan = model_inputs.pop("rows"), model_inputs.pop("plan")
+        layout = {k: model_inputs.pop(k) for k in ("skipped", "first", "count")}
+        if not rows:  # every row of this batch was unreadable
+            return {"generated": None, "plan": plan, "rows": rows, **layout}
         model_inputs = {
             k: v.to(self.dtype) if torch.is_tensor(v) and v.is_floating_point() else v for k, v in model_inputs.items()
         }
         settings = {**generation_kwargs(plan), **self._prepare_generate_kwargs(generate_kwargs or {})}
         generated = self.model.generate(**model_inputs, **settings)
-        return {"generated": generated, "plan": plan, "rows": rows}
+        return {"generated": generated, "plan": plan, "rows": rows, **layout}
 
-    def postprocess(self, outputs: dict) -> list[Any]:
+    def postprocess(self, outputs: dict) -> dict:
+        """The batch's values in row order (None for an unreadable row) and its unreadable rows."""
         batch = OFAPlusBatch()
         batch.plan, batch.rows = outputs["plan"], outputs["rows"]
-        return self.processor.postprocess(outputs["generated"], batch)
+        decoded = iter(self.processor.postprocess(outputs["generated"], batch) if batch.rows else [])
+        bad = {s["index"] for s in outputs["skipped"]}
+        first = outputs["first"]
+        values = [None if first + i in bad else next(decoded) for i in range(outputs["count"])]
+        return {"values": values, "skipped": outputs["skipped"]}
 
 
 def register() -> None:

@@ -323,9 +323,11 @@ class OFAPlusProcessor(ProcessorMixin):
         rng: random.Random | None = None,
         return_tensors: str = "pt",
         sampling_rate: int | None = None,
+        row_numbers: list[int] | None = None,
     ) -> OFAPlusBatch:
         """Encode rows of one task into one padded batch (the collate step of training, too).
-        ``sampling_rate`` is the rate of audio given as bare arrays."""
+        ``sampling_rate`` is the rate of audio given as bare arrays; ``row_numbers`` are the rows'
+        numbers in their split, for error messages (default: their position in ``rows``)."""
         if not rows:
             raise ValueError(f"{_task(plan)}an empty batch: give at least one row (the columns hold empty lists)")
         rng = rng or random.Random()
@@ -343,9 +345,10 @@ class OFAPlusProcessor(ProcessorMixin):
             )
         train_mode = bool(targets) and all(with_targets)
         output_kind = get_output_kind(plan.output_kind)
+        numbers = range(len(rows)) if row_numbers is None else row_numbers
         encoded = [
             self._encode_row(plan, output_kind, row, i, training, rng, train_mode, sampling_rate)
-            for i, row in enumerate(rows)
+            for i, row in zip(numbers, rows)
         ]
 
         data: dict[str, Any] = {
@@ -432,11 +435,7 @@ class OFAPlusProcessor(ProcessorMixin):
         template = plan.templates[template_index]
         ctx = RowContext(self, plan, template, row, index, RowInfo(template_index), training, rng, sampling_rate)
         # non-text inputs first: a BOX anywhere in the row refers to its image's original size
-        features = [
-            (s, s.modality.load(ctx.value(s), ctx.slot_context(s)))
-            for s in template.slots("encoder")
-            if not s.modality.text_like
-        ]
+        features = [(s, _load_slot(ctx, s)) for s in template.slots("encoder") if not s.modality.text_like]
         loaded = iter(features)
         input_ids: list[int] = []
         for segment in template.encoder:
@@ -518,6 +517,24 @@ def _model_task_cards(path, kwargs: dict) -> list[dict]:
 
 def _slot_text(slot: SlotPlan) -> str:
     return f"[{slot.slot.modality}:{slot.column}]"
+
+
+class UnreadableValue(ValueError):
+    """A row's value for one slot cannot be read (a corrupt or empty image, an undecodable clip).
+    Training, evaluation and the pipeline leave such a row out and name it by ``slot``."""
+
+    def __init__(self, message: str, slot: str):
+        super().__init__(message)
+        self.slot = slot
+
+
+def _load_slot(ctx: RowContext, slot: SlotPlan) -> Any:
+    try:
+        return slot.modality.load(ctx.value(slot), ctx.slot_context(slot))
+    except UnreadableValue:
+        raise
+    except (ValueError, OSError) as err:
+        raise UnreadableValue(str(err), _slot_text(slot)) from err
 
 
 def _task(plan: TaskPlan) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import pickle
 import random
 import re
 import shutil
@@ -31,13 +32,15 @@ import torch
 import yaml
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, gather_object
+from accelerate.utils import load as load_checkpoint_file
 from torch.optim.lr_scheduler import LRScheduler
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from .cli import HelpFormatter
 from .configuration_ofa_plus import PRESETS, OFAPlusConfig
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration
-from .multitask import TaskStream, collate, step_tasks, task_probabilities
+from .multitask import TaskStream, collate, skipped_summary, step_tasks, task_probabilities
 from .processing_ofa_plus import OFAPlusBatch, OFAPlusProcessor
 from .task_card import TaskCard, load_cards
 
@@ -48,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="ofa_plus.train",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--cards", nargs="+", required=True, help="task card files and/or folders")
     p.add_argument("--output", required=True, help="run folder (checkpoints, logs, final model)")
@@ -170,7 +173,12 @@ def next_batch(processor: OFAPlusProcessor, part: MicroBatch) -> tuple[OFAPlusBa
     while batch is None:
         indices = part.stream.next_indices()
         batch, skipped = collate(
-            processor, part.card, part.stream.rows(indices), indices, training=True, rng=random.Random(part.rng_key)
+            processor,
+            part.card,
+            part.stream.rows(indices),
+            indices,
+            training=True,
+            rng=random.Random(part.rng_key),
         )
         skipped_rows += [vars(s) for s in skipped]
     return batch, skipped_rows
@@ -378,11 +386,29 @@ def build_optimizer(args, model) -> tuple[torch.optim.Optimizer, LRScheduler]:
     return optimizer, scheduler
 
 
+def check_checkpoint_pickles(checkpoint: Path) -> None:
+    """Accelerate unpickles some checkpoint files with ``weights_only=False`` (the registered
+    scheduler and train state), which can run code. Read every pickle first with
+    ``weights_only=True`` and Accelerate's allow-list (tensors, plain Python values, NumPy arrays):
+    a checkpoint that holds anything else is refused before anything is unpickled freely."""
+    for path in sorted(checkpoint.iterdir()):
+        if path.suffix not in (".pkl", ".bin", ".pt", ".pth"):
+            continue
+        try:
+            load_checkpoint_file(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise ValueError(
+                f"--resume: {path} holds objects other than tensors and plain values; not loading it, "
+                f"since unpickling them could run code (write the checkpoint with this script). {err}"
+            ) from None
+
+
 def resume(run: Run) -> None:
     """Load the latest complete checkpoint and replay the data order up to it."""
     checkpoint = latest_checkpoint(run.output)
     if checkpoint is None:
         raise FileNotFoundError(f"--resume: no complete checkpoint under {run.output / 'checkpoints'}")
+    check_checkpoint_pickles(checkpoint)
     run.accelerator.load_state(str(checkpoint))
     run.accelerator.step = run.state.step * run.per_step  # where gradient accumulation stands
     for step in range(run.state.step):
@@ -542,10 +568,9 @@ def report_skipped(skipped: list[dict], output: Path, cards: list[TaskCard]) -> 
     for card in cards:
         mine = [s for s in skipped if s["task"] == card.name]
         if mine:
-            rows = sorted({s["index"] for s in mine})
             print(
-                f"skipped rows: task {card.name!r}: {len(mine)} time(s), {len(rows)} distinct row(s) "
-                f"(e.g. row {rows[0]}: {mine[0]['reason']}); details in {output / 'skipped_rows.json'}"
+                f"skipped rows: task {card.name!r}: {len(mine)} time(s), "
+                f"{skipped_summary(mine)}; details in {output / 'skipped_rows.json'}"
             )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 import torchvision
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import nn
 from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import PILImageResampling
@@ -43,34 +43,94 @@ class OFAPlusImageProcessor(PilBackend):
 
 def load_image(value: Any, where: str) -> Image.Image:
     """Accept a PIL image, a path, raw bytes, a ``datasets`` Image dict, or an HxWxC / CxHxW array."""
-    if isinstance(value, Image.Image):
-        return value.convert("RGB")
+    return read_image(value, where)[0]
+
+
+def read_image(value: Any, where: str, size: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """Any image value -> (8-bit RGB image upright, its width and height as stored upright).
+
+    16-bit and float pixels are scaled to 8 bits by their depth, transparency is laid on white,
+    EXIF rotation is applied. With ``size``, a large file is decoded reduced (JPEG draft, then
+    `Image.reduce`) but never below ``size`` on either side. Anything unreadable is a ValueError
+    that starts with ``where``."""
     if isinstance(value, dict) and ("bytes" in value or "path" in value):
         value = value.get("bytes") or value.get("path")
+    if isinstance(value, (bytes, bytearray)):
+        value = io.BytesIO(value)
     try:
-        if isinstance(value, (str, os.PathLike)):
+        if isinstance(value, Image.Image):
+            image, original = _upright(value, None)
+        elif isinstance(value, (str, os.PathLike, io.BytesIO)):
             with Image.open(value) as img:
-                return img.convert("RGB")
-        if isinstance(value, (bytes, bytearray)):
-            with Image.open(io.BytesIO(value)) as img:
-                return img.convert("RGB")
-    except (OSError, ValueError) as err:
+                image, original = _upright(img, size)
+        elif isinstance(value, (np.ndarray, torch.Tensor)):
+            image, original = _upright(Image.fromarray(_array_to_uint8(value, where)), None)
+        else:
+            raise TypeError(f"expected a PIL image, path, bytes or array, got {type(value).__name__}")
+        if 0 in original:
+            raise ValueError(f"the image is empty ({original[0]}x{original[1]} pixels)")
+        if size and min(image.size) >= 2 * size:  # a large image: cheap box downscale first
+            image = image.reduce(min(image.size) // size)
+    except Image.DecompressionBombError as err:
+        raise ValueError(
+            f"{where}: cannot read image: {err} (raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file)"
+        ) from err
+    except (OSError, ValueError, TypeError, SyntaxError) as err:
+        if str(err).startswith(where):
+            raise
         raise ValueError(f"{where}: cannot read image: {err}") from err
+    return image, original
+
+
+# EXIF orientations that turn the image a quarter: width and height swap when it is set upright
+_QUARTER_TURNS = {5, 6, 7, 8}
+
+
+def _upright(img: Image.Image, size: int | None) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode (reduced when ``size`` allows), apply EXIF orientation, convert to 8-bit RGB."""
+    width, height = img.size
+    if img.getexif().get(0x0112) in _QUARTER_TURNS:
+        width, height = height, width
+    if size and img.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale, no smaller than size
+        img.draft(None, (size, size))
+    img = ImageOps.exif_transpose(img)
+    return _to_rgb(img), (width, height)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # deeper than 8 bits: scale, not clip
+        img = Image.fromarray(_array_to_uint8(np.asarray(img), "image"))
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _array_to_uint8(value, where: str) -> np.ndarray:
+    """HxW, HxWxC or CxHxW pixels of any depth -> HxW(xC) uint8: 16-bit values are divided by 257,
+    floats in [0, 1] multiplied by 255, other values clipped to [0, 255]."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray):
-        array = value
-        if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
-            array = array.transpose(1, 2, 0)
-        if array.ndim == 3 and array.shape[-1] == 1:
-            array = array[..., 0]
-        if array.ndim not in (2, 3):
-            raise ValueError(f"{where}: an image array must be HxW, HxWxC or CxHxW, got shape {value.shape}")
-        if array.dtype != np.uint8:
-            scale = 255.0 if array.max(initial=0) <= 1.0 else 1.0
-            array = np.clip(array * scale, 0, 255).astype(np.uint8)
-        return Image.fromarray(array).convert("RGB")
-    raise ValueError(f"{where}: expected a PIL image, path, bytes or array, got {type(value).__name__}")
+    array = np.asarray(value)
+    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
+        array = array.transpose(1, 2, 0)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (2, 3, 4)):
+        raise ValueError(f"{where}: an image array must be HxW, HxWxC or CxHxW, got shape {array.shape}")
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == bool:
+        return array.astype(np.uint8) * 255
+    if array.size == 0:
+        return array.astype(np.uint8)
+    top = array.max()
+    if np.issubdtype(array.dtype, np.floating):
+        array = array * (255.0 if top <= 1.0 else 1.0)
+    elif array.dtype == np.uint16 or 255 < top <= 65535:  # 16-bit samples (uint16, or PIL's 32-bit "I" mode)
+        array = array / 257.0
+    return np.clip(np.rint(array), 0, 255).astype(np.uint8)
 
 
 # MobileNetV2 feature blocks that end at stride 4, 8, 16, 32 (the ResNet stage counts 1-4)
@@ -175,9 +235,9 @@ class ImageModality(Modality):
 
     @classmethod
     def load(cls, value, ctx: SlotContext) -> torch.Tensor:
-        image = load_image(value, ctx.where)
-        ctx.row.input_sizes[ctx.slot.column] = image.size  # a BOX of this image is in its original pixels
         processor = ctx.processor
+        image, original = read_image(value, ctx.where, processor.image_size)
+        ctx.row.input_sizes[ctx.slot.column] = original  # a BOX of this image is in its original pixels
         return cls.preprocess(
             image, processor.image_processor, processor.image_size, ctx.settings.get("mask_ratio", 0.0)
         )
