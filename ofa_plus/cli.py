@@ -25,6 +25,7 @@ from huggingface_hub.errors import HTTPError
 from safetensors import SafetensorError
 
 from . import __version__
+from .quiet import quiet_libraries
 
 COMMANDS = {
     "train": "multi-task training with Accelerate (python -m ofa_plus.train)",
@@ -139,6 +140,7 @@ def run_parser() -> argparse.ArgumentParser:
     return p
 
 
+@quiet_libraries()
 def run(argv: list[str]) -> object:
     args = run_parser().parse_args(argv)
     _require_model(args.model)
@@ -235,6 +237,7 @@ def push_parser() -> argparse.ArgumentParser:
     return p
 
 
+@quiet_libraries()
 def push(argv: list[str]) -> str:
     args = push_parser().parse_args(argv)
     from huggingface_hub.errors import HfHubHTTPError  # noqa: PLC0415

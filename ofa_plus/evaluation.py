@@ -33,6 +33,7 @@ from .model_card import model_index
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration
 from .multitask import collate, skipped_summary, without_decoding
 from .processing_ofa_plus import OFAPlusProcessor
+from .quiet import quiet_libraries
 from .task_card import TaskCard, cards_from_dicts, generation_kwargs, inference_row, load_cards
 
 SAMPLES_PER_TASK = 5
@@ -260,6 +261,7 @@ def model_index_entries(entries: list[dict]) -> list[dict]:
     ]
 
 
+@quiet_libraries()
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     accelerator = Accelerator()
