@@ -26,6 +26,7 @@ from safetensors import SafetensorError
 
 from . import __version__
 from .quiet import quiet_libraries
+from .threads import THREADS_HELP, threads_option
 
 COMMANDS = {
     "train": "multi-task training with Accelerate (python -m ofa_plus.train)",
@@ -136,6 +137,7 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-beams", type=int, help="override the task's beam count")
     p.add_argument("--max-new-tokens", type=int, help="override the task's output length")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the first GPU if there is one)")
+    p.add_argument("--num-threads", type=threads_option, help=THREADS_HELP)
     p.add_argument("--output-dir", help="speech outputs: write each as a 16-bit WAV in this folder (needed for them)")
     return p
 
@@ -150,7 +152,7 @@ def run(argv: list[str]) -> object:
     from .plan import compile_plan  # noqa: PLC0415
     from .task_card import get_task  # noqa: PLC0415
 
-    pipe = pipeline(TASK, model=args.model, device=args.device)
+    pipe = pipeline(TASK, model=args.model, device=args.device, num_threads=args.num_threads)
     plan = get_task(pipe.tasks, args.task).plan if args.task else compile_plan(args.instruction)
     columns = _columns(plan, args)
     settings = {k: v for k, v in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens)) if v}
