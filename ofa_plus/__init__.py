@@ -22,7 +22,7 @@ from .generation import DecodingConstraints
 from .instruction import Instruction, InstructionError, parse_instruction
 from .modalities import MODALITIES, Modality, ModalityAdaptor, get_modality, register_modality
 from .modalities.audio import OFAPlusAudioFeatureExtractor, load_audio
-from .modalities.image import OFAPlusImageProcessor
+from .modalities.image import OFAPlusImageProcessor, OFAPlusImageProcessorPil
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration, OFAPlusModel, OFAPlusPreTrainedModel
 from .outputs import OUTPUT_KINDS, OutputKind, get_output_kind, register_output_kind
 from .pipeline import OFAPlusPipeline
@@ -38,7 +38,11 @@ AutoModel.register(OFAPlusConfig, OFAPlusModel, exist_ok=True)
 AutoModelForSeq2SeqLM.register(OFAPlusConfig, OFAPlusForConditionalGeneration, exist_ok=True)
 AutoModelForImageTextToText.register(OFAPlusConfig, OFAPlusForConditionalGeneration, exist_ok=True)
 AutoTokenizer.register(OFAPlusConfig, slow_tokenizer_class=OFAPlusTokenizer, exist_ok=True)
-AutoImageProcessor.register(OFAPlusConfig, image_processor_classes={"pil": OFAPlusImageProcessor}, exist_ok=True)
+AutoImageProcessor.register(
+    OFAPlusConfig,
+    image_processor_classes={"torchvision": OFAPlusImageProcessor, "pil": OFAPlusImageProcessorPil},
+    exist_ok=True,
+)
 AutoFeatureExtractor.register(OFAPlusConfig, OFAPlusAudioFeatureExtractor, exist_ok=True)
 AutoProcessor.register(OFAPlusConfig, OFAPlusProcessor, exist_ok=True)
 _register_pipeline()
@@ -59,6 +63,7 @@ __all__ = [
     "OFAPlusConfig",
     "OFAPlusForConditionalGeneration",
     "OFAPlusImageProcessor",
+    "OFAPlusImageProcessorPil",
     "OFAPlusModel",
     "OFAPlusPipeline",
     "OFAPlusPreTrainedModel",

@@ -25,6 +25,8 @@ from huggingface_hub.errors import HTTPError
 from safetensors import SafetensorError
 
 from . import __version__
+from .quiet import quiet_libraries
+from .threads import THREADS_HELP, threads_option
 
 COMMANDS = {
     "train": "multi-task training with Accelerate (python -m ofa_plus.train)",
@@ -135,10 +137,12 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-beams", type=int, help="override the task's beam count")
     p.add_argument("--max-new-tokens", type=int, help="override the task's output length")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the first GPU if there is one)")
+    p.add_argument("--num-threads", type=threads_option, help=THREADS_HELP)
     p.add_argument("--output-dir", help="speech outputs: write each as a 16-bit WAV in this folder (needed for them)")
     return p
 
 
+@quiet_libraries()
 def run(argv: list[str]) -> object:
     args = run_parser().parse_args(argv)
     _require_model(args.model)
@@ -148,7 +152,7 @@ def run(argv: list[str]) -> object:
     from .plan import compile_plan  # noqa: PLC0415
     from .task_card import get_task  # noqa: PLC0415
 
-    pipe = pipeline(TASK, model=args.model, device=args.device)
+    pipe = pipeline(TASK, model=args.model, device=args.device, num_threads=args.num_threads)
     plan = get_task(pipe.tasks, args.task).plan if args.task else compile_plan(args.instruction)
     columns = _columns(plan, args)
     settings = {k: v for k, v in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens)) if v}
@@ -235,6 +239,7 @@ def push_parser() -> argparse.ArgumentParser:
     return p
 
 
+@quiet_libraries()
 def push(argv: list[str]) -> str:
     args = push_parser().parse_args(argv)
     from huggingface_hub.errors import HfHubHTTPError  # noqa: PLC0415

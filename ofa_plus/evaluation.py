@@ -33,7 +33,9 @@ from .model_card import model_index
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration
 from .multitask import collate, skipped_summary, without_decoding
 from .processing_ofa_plus import OFAPlusProcessor
+from .quiet import quiet_libraries
 from .task_card import TaskCard, cards_from_dicts, generation_kwargs, inference_row, load_cards
+from .threads import THREADS_HELP, inference_threads, threads_option
 
 SAMPLES_PER_TASK = 5
 
@@ -63,6 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, help="evaluate at most this many rows per task")
     p.add_argument("--num-beams", type=int, help="override every card's beam count")
     p.add_argument("--batch-size", type=int, help="override every card's eval_batch_size")
+    p.add_argument("--num-threads", type=threads_option, help=THREADS_HELP)
     return p.parse_args(argv)
 
 
@@ -260,8 +263,14 @@ def model_index_entries(entries: list[dict]) -> list[dict]:
     ]
 
 
+@quiet_libraries()
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
+    with inference_threads(args.num_threads):
+        return run_evaluation(args)
+
+
+def run_evaluation(args: argparse.Namespace) -> list[dict]:
     accelerator = Accelerator()
     model = OFAPlusForConditionalGeneration.from_pretrained(args.model)
     fingerprint = weights_fingerprint(model)

@@ -36,6 +36,7 @@ from .model_card import model_index
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration
 from .multitask import TaskStream
 from .processing_ofa_plus import OFAPlusProcessor
+from .quiet import quiet_libraries
 from .task_card import CardError, TaskCard, load_cards
 from .train import MicroBatch, Trainer, step_seed
 
@@ -209,6 +210,7 @@ def finetune(
     return results
 
 
+@quiet_libraries()
 def main(argv=None) -> dict:
     args = parse_args(argv)
     return finetune(

@@ -38,6 +38,7 @@ from .outputs.speech import save_audio
 from .plan import TaskPlan, compile_plan
 from .processing_ofa_plus import OFAPlusBatch
 from .task_card import TaskCard, generation_kwargs, get_task, inference_row, tasks_from_dicts
+from .threads import inference_threads, resolve_threads
 
 logger = logging.get_logger(__name__)
 
@@ -57,6 +58,11 @@ class OFAPlusPipeline(Pipeline):
     _load_tokenizer = _load_image_processor = _load_feature_extractor = _load_video_processor = False
     _pipeline_calls_generate = True
 
+    def __init__(self, *args, num_threads: int | str | None = None, **kwargs):
+        # chosen once: the load average that "auto" reads would count this pipeline's own calls later
+        self.num_threads = resolve_threads(num_threads)
+        super().__init__(*args, **kwargs)
+
     @property
     def tasks(self) -> dict[str, TaskCard]:
         """The model's task cards by name (the processor's when the model carries none)."""
@@ -71,8 +77,13 @@ class OFAPlusPipeline(Pipeline):
         num_workers: int | None = None,
         output_dir: str | None = None,
         sampling_rate: int | None = None,
+        num_threads: int | str | None = None,
         **kwargs,
     ) -> Any:
+        with inference_threads(self.num_threads if num_threads is None else num_threads):
+            return self._call(inputs, task, batch_size, num_workers, output_dir, sampling_rate, kwargs)
+
+    def _call(self, inputs, task, batch_size, num_workers, output_dir, sampling_rate, kwargs) -> Any:
         plan = self._plan(inputs, task)
         if output_dir is not None and plan.output_kind != "speech":
             raise ValueError(

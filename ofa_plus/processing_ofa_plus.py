@@ -23,7 +23,14 @@ from . import vocabulary as V
 from .configuration_ofa_plus import PRESETS, MelSettings, OFAPlusConfig
 from .generation import DecodingConstraints
 from .instruction import Instruction, PromptText
-from .modalities import MODALITIES, OFAPlusAudioFeatureExtractor, OFAPlusImageProcessor, RowInfo, SlotContext
+from .modalities import (
+    MODALITIES,
+    OFAPlusAudioFeatureExtractor,
+    OFAPlusImageProcessor,
+    OFAPlusImageProcessorPil,
+    RowInfo,
+    SlotContext,
+)
 from .outputs import get_output_kind
 from .plan import RepeatPlan, SlotPlan, TaskPlan, TemplatePlan, compile_plan
 from .tokenization_ofa_plus import OFAPlusTokenizer
@@ -219,7 +226,8 @@ class OFAPlusProcessor(ProcessorMixin):
     @staticmethod
     def get_possibly_dynamic_module(module_name):
         # transformers 5.24 fails to look up custom sub-processor classes by name; resolve ours here.
-        ours = {c.__name__: c for c in (OFAPlusImageProcessor, OFAPlusTokenizer, OFAPlusAudioFeatureExtractor)}
+        classes = (OFAPlusImageProcessor, OFAPlusImageProcessorPil, OFAPlusTokenizer, OFAPlusAudioFeatureExtractor)
+        ours = {c.__name__: c for c in classes}
         return ours.get(module_name) or ProcessorMixin.get_possibly_dynamic_module(module_name)
 
     @classmethod

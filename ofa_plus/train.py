@@ -42,6 +42,7 @@ from .configuration_ofa_plus import PRESETS, OFAPlusConfig
 from .modeling_ofa_plus import OFAPlusForConditionalGeneration
 from .multitask import TaskStream, collate, skipped_summary, step_tasks, task_probabilities
 from .processing_ofa_plus import OFAPlusBatch, OFAPlusProcessor
+from .quiet import quiet_libraries
 from .task_card import TaskCard, load_cards
 
 CHECKPOINT_PATTERN = re.compile(r"step_(\d+)$")
@@ -511,6 +512,7 @@ def save_final(run: Run, started: float) -> Path:
     return final
 
 
+@quiet_libraries()
 def main(argv=None) -> Path:
     args = parse_args(argv)
     run = set_up(args)

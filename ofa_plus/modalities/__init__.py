@@ -28,7 +28,7 @@ from . import image, audio, box, phone, struct, text  # noqa: E402,F401,I001
 
 # The processor's sub-processors for the built-in input modalities (saved with it as its attributes).
 from .audio import OFAPlusAudioFeatureExtractor  # noqa: E402
-from .image import OFAPlusImageProcessor  # noqa: E402
+from .image import OFAPlusImageProcessor, OFAPlusImageProcessorPil  # noqa: E402
 
 __all__ = [
     "Attribute",
@@ -38,6 +38,7 @@ __all__ = [
     "ModalityAdaptor",
     "OFAPlusAudioFeatureExtractor",
     "OFAPlusImageProcessor",
+    "OFAPlusImageProcessorPil",
     "RowInfo",
     "SlotContext",
     "get_modality",

@@ -1,7 +1,8 @@
 """IMAGE: pixels -> CNN patch features (ResNet stages or MobileNetV2 blocks) with 2-D positions.
 
 Processor half: load any common image value, resize to the model's square size, normalise
-(`OFAPlusImageProcessor`, an HF image processor saved with the processor). In the token stream an
+(`OFAPlusImageProcessor`, an HF image processor saved with the processor: torchvision-backed, with
+`OFAPlusImageProcessorPil` as its PIL twin where torchvision is missing or ``backend="pil"`` asks). In the token stream an
 image is a run of ``image_tokens`` ``<image>`` placeholders that the model replaces with patches.
 Model half: `ImageAdaptor`, torchvision ResNet stages (OFA keeps stages 1-3: stride 16, so
 480 px -> 30x30 patches) or MobileNetV2 blocks cut at the same stride, and a linear projection to
@@ -19,7 +20,7 @@ import torch
 import torchvision
 from PIL import Image, ImageOps
 from torch import nn
-from transformers.image_processing_backends import PilBackend
+from transformers.image_processing_backends import PilBackend, TorchvisionBackend
 from transformers.image_utils import PILImageResampling
 
 from .. import vocabulary as V
@@ -27,7 +28,7 @@ from . import register_modality
 from .base import Attribute, Modality, ModalityAdaptor, SlotContext
 
 
-class OFAPlusImageProcessor(PilBackend):
+class _OFAPlusImageSettings:
     """Resize to a square ``size`` (bicubic), scale to [0, 1], normalise with mean = std = 0.5 (OFA)."""
 
     model_input_names = ["pixel_values"]
@@ -39,6 +40,16 @@ class OFAPlusImageProcessor(PilBackend):
     do_rescale = True
     do_normalize = True
     do_convert_rgb = True
+
+
+# transformers' naming: the torchvision class carries the plain name, the PIL one ends in "Pil"; both
+# save ``image_processor_type: OFAPlusImageProcessor``, so either loads a processor saved by the other.
+class OFAPlusImageProcessor(_OFAPlusImageSettings, TorchvisionBackend):
+    """OFA's image preprocessing on torchvision (batched tensor ops; the default backend)."""
+
+
+class OFAPlusImageProcessorPil(_OFAPlusImageSettings, PilBackend):
+    """OFA's image preprocessing on PIL and NumPy (the fallback backend)."""
 
 
 def load_image(value: Any, where: str) -> Image.Image:
