@@ -21,6 +21,8 @@ def cores(monkeypatch):
     for name in threads.THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    # conftest may have called torch.set_num_threads after ofa_plus was imported: not the user's choice here
+    monkeypatch.setattr(threads, "_AT_IMPORT", torch.get_num_threads())
     load = [0.0]
     monkeypatch.setattr(os, "getloadavg", lambda: (load[0], 0.0, 0.0))
     return load
