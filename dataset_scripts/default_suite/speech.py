@@ -1,9 +1,8 @@
-"""What the two speech tasks (asr, tts) share: spoken digit strings in the TIDIGITS tradition, one
-partition of them, espeak-ng saying them, and the rows and description both tasks are made of."""
+"""What the two speech tasks (asr, tts) share: the TIDIGITS words, espeak-ng saying them, and the
+rows and description both tasks are made of."""
 
 from __future__ import annotations
 
-import functools
 import io
 import subprocess
 import wave
@@ -14,38 +13,26 @@ import numpy as np
 
 from .common import DIGITS, SETUP_HINT, SPLITS, STRING, Build, shuffled
 
-# eleven words, as in TIDIGITS: the ten digits and "oh", the other way to say zero. A small closed
-# vocabulary is what a tiny model can learn to hear (and to say) from a few thousand clips; open
-# sentences were not learnable in the default budget.
+# the eleven words of TIDIGITS: the ten digits and "oh", the other way to say zero. Both tasks use
+# small closed vocabularies: open sentences were not learnable by the tiny model in the default budget.
 SPEECH_WORDS = ("oh", *DIGITS)
-SPEECH_LENGTHS = (3, 5)  # digits per utterance: short clips, cheap steps
 SPEECH_MAX_SECONDS = 4.0
 SPEECH_RATE = 16000
-# distinct strings per split; the test and validation strings are new combinations, never trained on
-SPEECH_STRINGS = {"test": 500, "validation": 300, "train": 6000}
 SPEECH_SIZES = {
     "asr": {"train": 4000, "validation": 200, "test": 400},
-    "tts": {"train": 3000, "validation": 150, "test": 300},
+    "tts": {"train": 332, "validation": 36, "test": 73},  # every phrase of its partition once
 }
 SPEECH_WORKERS = 4  # espeak-ng processes at a time (each call takes ~10 ms, half of it starting up)
 AUDIO = datasets.Audio(sampling_rate=SPEECH_RATE)
 
 
-@functools.cache
-def speech_strings(seed: int) -> dict[str, list[str]]:
-    """Distinct digit strings per split, drawn with the seed: one partition for both speech tasks,
-    so no string of a held-out split is heard or spoken in any training split."""
-    rng = np.random.default_rng([seed, 16000])
-    found: dict[str, None] = {}  # insertion-ordered set: the same seed gives the same order
-    while len(found) < sum(SPEECH_STRINGS.values()):
-        length = int(rng.integers(SPEECH_LENGTHS[0], SPEECH_LENGTHS[1] + 1))
-        found.setdefault(" ".join(SPEECH_WORDS[i] for i in rng.integers(len(SPEECH_WORDS), size=length)))
-    pool = list(found)
-    n_test, n_validation = SPEECH_STRINGS["test"], SPEECH_STRINGS["validation"]
+def partition(strings: list[str], held_out: dict[str, int]) -> dict[str, list[str]]:
+    """Test, validation, then train from distinct ``strings`` in their order: no string in two splits."""
+    n_test, n_validation = held_out["test"], held_out["validation"]
     return {
-        "test": pool[:n_test],
-        "validation": pool[n_test : n_test + n_validation],
-        "train": pool[n_test + n_validation :],
+        "test": strings[:n_test],
+        "validation": strings[n_test : n_test + n_validation],
+        "train": strings[n_test + n_validation :],
     }
 
 
@@ -91,17 +78,17 @@ def spoken_clip(text: str, voice: str, speed: int) -> tuple[bytes, float]:
     return wav_bytes(samples, SPEECH_RATE), len(samples) / SPEECH_RATE
 
 
-def speech_rows(b: Build, task: str, voices) -> dict[str, list[dict]]:
-    """Rows of one speech task: per split, strings of that split's partition in a seeded order, each
-    spoken with a voice and speed drawn by ``voices(rng)``; clips over SPEECH_MAX_SECONDS are left out
-    (the next string takes their place)."""
+def speech_rows(b: Build, task: str, strings: dict[str, list[str]], voices, source: str) -> dict[str, list[dict]]:
+    """Rows of one speech task: per split, that split's ``strings`` in a seeded order, each spoken
+    with a voice and speed drawn by ``voices(rng)``; clips over SPEECH_MAX_SECONDS are left out (the
+    next string takes their place)."""
     rng = b.rng(task)
     splits = {}
     # the work is in espeak-ng processes, not Python: a few threads keep a few of them busy
     with ThreadPoolExecutor(SPEECH_WORKERS) as pool:
         for split in SPLITS:
             wanted = b.size(SPEECH_SIZES[task][split])
-            candidates = [(text, *voices(rng)) for text in shuffled(rng, speech_strings(b.seed)[split])]
+            candidates = [(text, *voices(rng)) for text in shuffled(rng, strings[split])]
             rows = []
             while len(rows) < wanted and candidates:
                 # a few more than needed (some clips run too long), at most 256 clips in memory at once
@@ -117,7 +104,7 @@ def speech_rows(b: Build, task: str, voices) -> dict[str, list[dict]]:
                                 "voice": voice,
                                 "speed": speed,
                                 "seconds": round(seconds, 3),
-                                "source": "digits",
+                                "source": source,
                             }
                         )
             splits[split] = rows
@@ -135,12 +122,10 @@ SPEECH_FEATURES = datasets.Features(
     }
 )
 SPEECH_HOW = (
-    "Speech synthesised offline by Debian espeak-ng (GPL-3.0-or-later software; the audio it renders is "
-    "the strings' speech, not part of the program) saying digit strings in the TIDIGITS tradition: "
-    f"{SPEECH_LENGTHS[0]}-{SPEECH_LENGTHS[1]} words drawn uniformly with the seed from the eleven words "
-    f"{', '.join(SPEECH_WORDS)}. `text` is exactly what was spoken. Audio: resampled to 16 kHz, silence "
-    f"beyond 50 ms trimmed, clips over {SPEECH_MAX_SECONDS:g} s left out, 16-bit WAV bytes in an Audio() "
-    f"column. One partition of distinct strings ({SPEECH_STRINGS['test']} test, "
-    f"{SPEECH_STRINGS['validation']} validation, {SPEECH_STRINGS['train']} train) serves both speech tasks, "
-    "so no string is in two splits: held-out strings are new digit combinations."
+    "Speech synthesised offline by Debian espeak-ng (GPL-3.0-or-later software; its licence does not "
+    "cover the audio it renders, which is not part of the program). Only the word lists follow the "
+    "TIDIGITS and Speech Commands corpora: no data of theirs is used. `text` is exactly what was spoken. "
+    "Audio: resampled to "
+    f"16 kHz, silence beyond 50 ms trimmed, clips over {SPEECH_MAX_SECONDS:g} s left out, 16-bit WAV "
+    "bytes in an Audio() column."
 )
