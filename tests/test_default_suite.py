@@ -346,9 +346,12 @@ def test_speech_audio_decodes_at_16khz_and_is_speech(suite):
                 frames = audio[0, : audio.shape[1] // 160 * 160].reshape(-1, 160)
                 loud = np.sqrt((frames**2).mean(1)) > 0.02
                 assert np.abs(audio).max() > 0.1 and loud.mean() > 0.3, (task, split, row["text"])
-                assert re.fullmatch(r"[a-z']+( [a-z']+){2,9}", row["text"]), row["text"]
-                category = row["source"].removeprefix("fortunes/")
-                assert category in default_suite.SPEECH_CATEGORIES and category not in default_suite.FORTUNE_CATEGORIES
+                # asr: 3-5 TIDIGITS words; tts: two words of digits and commands
+                words = row["text"].split()
+                if task == "asr":
+                    assert 3 <= len(words) <= 5 and set(words) <= set(default_suite.SPEECH_WORDS), row["text"]
+                else:
+                    assert len(words) == 2 and set(words) <= set(default_suite.TTS_WORDS), row["text"]
 
 
 @pytest.mark.slow
@@ -389,17 +392,31 @@ def test_speech_audio_is_espeak_saying_the_text(suite):
 
 
 @pytest.mark.slow
-def test_speech_sentences_are_disjoint_across_splits(suite):
-    partition = default_suite.speech_sentences(0)
-    texts = {split: {text for text, _ in pairs} for split, pairs in partition.items()}
-    assert len(texts["test"]) == 500 and len(texts["validation"]) == 300 and len(texts["train"]) > 4000
-    assert not texts["test"] & texts["train"] and not texts["validation"] & texts["train"]
-    assert not texts["test"] & texts["validation"]
-    # both tasks draw from that one partition: no test sentence of either task is trained on by either
-    for task in ("asr", "tts"):
+def test_speech_strings_are_disjoint_across_splits(suite):
+    partitions = {"asr": default_suite.asr_strings(0), "tts": default_suite.tts_phrases(0)}
+    for task, partition in partitions.items():
+        texts = {split: set(strings) for split, strings in partition.items()}
+        assert sum(len(t) for t in texts.values()) == sum(len(p) for p in partition.values())  # distinct
+        assert not texts["test"] & texts["train"] and not texts["validation"] & texts["train"], task
+        assert not texts["test"] & texts["validation"], task
+        # each task's rows come from its partition: no held-out string is trained on
         for split, data in suite[task].items():
             assert set(data["text"]) <= texts[split], (task, split)
-            assert len(set(data["text"])) == len(data), (task, split)  # each sentence once per split
+            assert len(set(data["text"])) == len(data), (task, split)  # each string once per split
+    assert {s: len(p) for s, p in partitions["asr"].items()} == default_suite.ASR_STRINGS
+
+
+def test_speech_strings_are_small_vocabulary_and_fixed_by_the_seed():
+    asr = default_suite.asr_strings(0)
+    strings = [text for split in asr.values() for text in split]
+    assert {len(text.split()) for text in strings} == {3, 4, 5}
+    assert {word for text in strings for word in text.split()} == set(default_suite.SPEECH_WORDS)
+    assert len(default_suite.SPEECH_WORDS) == 11 and "oh" in default_suite.SPEECH_WORDS  # TIDIGITS' words
+    assert default_suite.asr_strings.__wrapped__(0) == asr and default_suite.asr_strings(1)["test"] != asr["test"]
+    tts = default_suite.tts_phrases(0)
+    phrases = sorted(text for split in tts.values() for text in split)
+    assert len(phrases) == len(set(phrases)) == len(default_suite.TTS_WORDS) ** 2  # every ordered pair once
+    assert default_suite.tts_phrases.__wrapped__(0) == tts and default_suite.tts_phrases(1)["test"] != tts["test"]
 
 
 def test_speech_errors_name_the_voice_and_text(monkeypatch):
@@ -411,15 +428,6 @@ def test_speech_errors_name_the_voice_and_text(monkeypatch):
     monkeypatch.setattr(default_suite.subprocess, "run", lambda *a, **k: type("Done", (), {"stdout": silent})())
     with pytest.raises(RuntimeError, match="gave silence for 'hello there you'"):
         default_suite.speak("hello there you", "en-us", 150)
-
-
-def test_speech_text_filter():
-    assert default_suite.speech_text("Don't worry, be happy!") == "don't worry be happy"
-    assert default_suite.speech_text("Well-known 'quotes' stay words.") == "well known quotes stay words"
-    assert default_suite.speech_text("It costs 10 dollars.") is None  # digits are read out
-    assert default_suite.speech_text('He said "no" twice.') is None  # quote marks
-    assert default_suite.speech_text("Too short.") is None
-    assert default_suite.speech_text(" ".join(["word"] * 11)) is None
 
 
 def test_wav_bytes_round_trip():

