@@ -105,7 +105,8 @@ def _ofa_preset(d_model: int, encoder_layers: int, decoder_layers: int, heads: i
 
 
 # OFA's sizes: tiny/medium/base/large/huge with ResNet-50/101/101/152/152 (OFA's "resnet50" etc. are
-# torchvision's bottleneck nets cut after stage 3) and the image sizes OFA pretrained each at.
+# torchvision's bottleneck nets cut after stage 3). The image size differs between checkpoints of
+# one size (convert_ofa sets each checkpoint's): these are defaults.
 PRESETS.update(
     {
         "ofa-tiny": _ofa_preset(256, 4, 4, 4, "resnet50", 256),

@@ -5,7 +5,8 @@ The source is a folder in the layout of the Hub's ``OFA-Sys/ofa-*`` and ModelSco
 ``merges.txt``. Every size is read off the tensors (``config.json`` must agree); the image size comes
 from ``--image-size``, else from ``patch_image_size`` in ``config.json`` or in ModelScope's
 ``configuration.json``. The result is an OFA+ model folder (``model.safetensors``) that
-``AutoModelForSeq2SeqLM.from_pretrained`` loads; its outputs are OFA's up to float rounding.
+``AutoModelForSeq2SeqLM.from_pretrained`` loads, its outputs OFA's up to float rounding, with a
+processor whose tokenizer is OFA's BPE (`OFAPlusBPETokenizer`, from the same vocab.json/merges.txt).
 
 What the conversion does besides renaming (docs: the "Use OFA's published weights" README section):
 
@@ -224,8 +225,8 @@ def _image_size(ofa_config: dict, src: Path) -> int:
         if size is not None:
             return int(size)
     raise OFACheckpointError(
-        f"{src}: neither config.json nor configuration.json gives patch_image_size; pass --image-size (OFA "
-        "pretrained tiny/medium at 256, base at 384, large/huge at 480; its fine-tuned models use 480 or 512)"
+        f"{src}: neither config.json nor configuration.json gives patch_image_size; pass --image-size, the size "
+        "the checkpoint was trained at (OFA's scripts use 256 for tiny, 384, 480 or 512)"
     )
 
 
@@ -339,6 +340,8 @@ def convert_state_dict(
 def convert_ofa(src: str | Path, dst: str | Path, image_size: int | None = None) -> ConversionReport:
     """Convert the OFA checkpoint folder ``src`` into an OFA+ model folder ``dst`` (see the module docs)."""
     from .modeling_ofa_plus import OFAPlusForConditionalGeneration  # noqa: PLC0415 (torch-heavy)
+    from .processing_ofa_plus import OFAPlusProcessor  # noqa: PLC0415
+    from .tokenization_ofa_plus_bpe import OFAPlusBPETokenizer  # noqa: PLC0415
 
     src, dst = Path(src), Path(dst)
     ofa_config, state, vocab = read_checkpoint(src)
@@ -363,4 +366,6 @@ def convert_ofa(src: str | Path, dst: str | Path, image_size: int | None = None)
     suppressed = sorted(set(range(V.TEXT_OFFSET)) - set(new_ids.tolist()))
     model.generation_config.suppress_tokens = suppressed
     model.save_pretrained(dst)
+    tokenizer = OFAPlusBPETokenizer(src / "vocab.json", src / "merges.txt")
+    OFAPlusProcessor.for_config(config, tokenizer).save_pretrained(dst)
     return ConversionReport(config, len(state) - len(dropped), dropped, suppressed)

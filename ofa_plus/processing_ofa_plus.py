@@ -27,6 +27,7 @@ from .modalities import MODALITIES, OFAPlusAudioFeatureExtractor, OFAPlusImagePr
 from .outputs import get_output_kind
 from .plan import RepeatPlan, SlotPlan, TaskPlan, TemplatePlan, compile_plan
 from .tokenization_ofa_plus import OFAPlusTokenizer
+from .tokenization_ofa_plus_bpe import OFAPlusBPETokenizer
 
 
 class OFAPlusBatch(BatchFeature):
@@ -219,7 +220,10 @@ class OFAPlusProcessor(ProcessorMixin):
     @staticmethod
     def get_possibly_dynamic_module(module_name):
         # transformers 5.24 fails to look up custom sub-processor classes by name; resolve ours here.
-        ours = {c.__name__: c for c in (OFAPlusImageProcessor, OFAPlusTokenizer, OFAPlusAudioFeatureExtractor)}
+        ours = {
+            c.__name__: c
+            for c in (OFAPlusImageProcessor, OFAPlusTokenizer, OFAPlusBPETokenizer, OFAPlusAudioFeatureExtractor)
+        }
         return ours.get(module_name) or ProcessorMixin.get_possibly_dynamic_module(module_name)
 
     @classmethod

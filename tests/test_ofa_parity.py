@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForSeq2SeqLM
+from transformers import AutoModelForSeq2SeqLM, BartTokenizer
 
 import ofa_plus.vocabulary as V
+from conftest import write_bpe_vocabulary
+from ofa_plus import OFAPlusProcessor
 from ofa_plus.convert_ofa import OFA_NUM_BINS, OFA_NUM_CODES, OFACheckpointError, convert_ofa
 
 MODELSCOPE = Path(__file__).resolve().parents[1] / ".venv" / "downloads" / "modelscope" / "modelscope"
@@ -43,22 +45,6 @@ def load_reference():
     modeling = importlib.import_module(f"{OFA_PACKAGE}.modeling_ofa")
     configuration.OFAConfig.forced_bos_token_id = None  # transformers 5 no longer sets it on configs
     return configuration.OFAConfig, modeling.OFAModel
-
-
-def write_bpe_vocabulary(folder: Path) -> dict[str, int]:
-    """A small GPT-2-style byte-level BPE in BART's order: <s> <pad> </s> <unk>, pieces, <mask>."""
-    from tokenizers import ByteLevelBPETokenizer  # noqa: PLC0415
-
-    tokenizer = ByteLevelBPETokenizer()
-    text = ["what is in the picture?", "a red circle on a white background", "how many dogs are there?"] * 5
-    tokenizer.train_from_iterator(
-        text, vocab_size=300, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>"]
-    )
-    tokenizer.save_model(str(folder))
-    vocab = json.loads((folder / "vocab.json").read_text())
-    vocab["<mask>"] = len(vocab)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    return vocab
 
 
 def build_ofa_checkpoint(folder: Path, d_model: int, layers: tuple[int, int], heads: int, resnet: str, seed: int = 0):
@@ -90,6 +76,8 @@ def build_ofa_checkpoint(folder: Path, d_model: int, layers: tuple[int, int], he
                 tensor.copy_(1 + 0.2 * torch.randn_like(tensor))
             else:
                 tensor.add_(0.05 * torch.randn_like(tensor))
+            if name.endswith(".bn3.weight"):  # small residual branches: deep random ResNets overflow otherwise
+                tensor.mul_(0.2)
     torch.save(model.state_dict(), folder / "pytorch_model.bin")
     hub_config = {k: getattr(config, k) for k in ("vocab_size", "d_model", "encoder_layers", "decoder_layers")}
     hub_config.update(resnet_type=resnet, encoder_attention_heads=heads, normformer=True, architectures=["OFAModel"])
@@ -308,10 +296,31 @@ def test_cli_converts_and_reports_errors(tmp_path, capsys):
     from ofa_plus.cli import main  # noqa: PLC0415
 
     folder = tmp_path / "ofa"
-    build_ofa_checkpoint(folder, d_model=64, layers=(1, 1), heads=2, resnet="resnet50")
+    _, vocab = build_ofa_checkpoint(folder, d_model=64, layers=(1, 1), heads=2, resnet="resnet50")
     with pytest.raises(SystemExit) as exit_info:
         main(["convert-ofa", str(folder), str(tmp_path / "out")])
     assert exit_info.value.code == 2 and "--image-size" in capsys.readouterr().err
     main(["convert-ofa", str(folder), str(tmp_path / "out"), "--image-size", str(IMAGE_SIZE)])
     assert "resnet50 at 64 px" in capsys.readouterr().out
     assert AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "out").config.cross_position_bias
+    # the processor beside it tokenizes text as OFA does (BART's BPE, leading space), in OFA+'s ids
+    processor = OFAPlusProcessor.from_pretrained(tmp_path / "out")
+    bart = BartTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    expected = bart(" what is in the picture?", add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+    assert processor.tokenizer.encode_text("what is in the picture?") == to_ofa_plus_ids(expected, vocab).tolist()
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        dict(d_model=512, layers=(1, 1), heads=8, resnet="resnet101"),  # OFA-medium's widths
+        dict(d_model=1280, layers=(2, 1), heads=16, resnet="resnet152"),  # OFA-huge's: head_dim 80
+    ],
+    ids=["medium-widths", "huge-widths"],
+)
+def test_bigger_sizes_with_fewer_layers(tmp_path, size):
+    reference, vocab = build_ofa_checkpoint(tmp_path / "ofa", **size)
+    convert_ofa(tmp_path / "ofa", tmp_path / "out", image_size=IMAGE_SIZE)
+    converted = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "out").eval()
+    images = torch.randn(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(13))
+    _compare(reference, converted, vocab, _text(vocab, [8, 4], 14), images, _decoder_ids(vocab, 2, 5, 15))
