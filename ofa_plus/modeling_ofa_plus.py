@@ -17,6 +17,10 @@ OFAPlusForConditionalGeneration. OFA specifics:
 * The decoder's output is read by the output kinds of ``config.output_kinds`` (`ofa_plus.outputs`):
   the tied LM head for tokens, which this file trains; heads of other kinds (speech) are built here
   and run by their kind, which `forward` and `generate` dispatch to.
+* Two modules of OFA's published checkpoints sit behind config flags (off unless set; the ``ofa-*``
+  presets set them): ``patch_layernorm_embedding``, a LayerNorm of the image patches' own, and
+  ``cross_position_bias``, an absolute position bias in every cross-attention (decoder positions
+  against the encoder's, which the encoder returns in `OFAPlusEncoderOutput.position_embeddings`).
 * ASR rows may carry ``ctc_labels`` (phone ids): a CTC loss on the encoder's audio states, with
   logits through the phone rows of the tied embedding, is added with weight ``config.ctc_weight``.
 

@@ -14,8 +14,10 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from transformers import AutoModelForSeq2SeqLM, BartTokenizer
 
 import ofa_plus.vocabulary as V
@@ -101,12 +103,12 @@ def to_ofa_plus_ids(ids: torch.Tensor, vocab: dict[str, int]) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def tiny_pair(tmp_path_factory):
-    """(OFA reference, converted OFA+ model, vocab.json) at OFA-tiny dimensions."""
+    """(OFA reference, converted OFA+ model, vocab.json, folder) at OFA-tiny dimensions."""
     folder = tmp_path_factory.mktemp("ofa-tiny")
     reference, vocab = build_ofa_checkpoint(folder / "ofa", **TINY)
     convert_ofa(folder / "ofa", folder / "converted", image_size=IMAGE_SIZE)
     converted = AutoModelForSeq2SeqLM.from_pretrained(folder / "converted").eval()
-    return reference, converted, vocab
+    return reference, converted, vocab, folder
 
 
 def _text(vocab, lengths: list[int], seed: int) -> torch.Tensor:
@@ -156,18 +158,18 @@ def _compare(reference, converted, vocab, text, images, decoder_ids):
 
 
 def test_image_and_text_with_padding(tiny_pair):
-    reference, converted, vocab = tiny_pair
+    reference, converted, vocab, _ = tiny_pair
     images = torch.randn(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(1))
     _compare(reference, converted, vocab, _text(vocab, [9, 5], 2), images, _decoder_ids(vocab, 2, 6, 3))
 
 
 def test_text_only_with_padding(tiny_pair):
-    reference, converted, vocab = tiny_pair
+    reference, converted, vocab, _ = tiny_pair
     _compare(reference, converted, vocab, _text(vocab, [12, 3], 4), None, _decoder_ids(vocab, 2, 8, 5))
 
 
 def test_long_text_uses_the_log_buckets(tiny_pair):
-    reference, converted, vocab = tiny_pair
+    reference, converted, vocab, _ = tiny_pair
     _compare(reference, converted, vocab, _text(vocab, [300], 6), None, _decoder_ids(vocab, 1, 200, 7))
 
 
@@ -188,7 +190,7 @@ def _reference_greedy(reference, text, images, vocab, steps: int) -> torch.Tenso
 
 def test_greedy_generation_and_step_logits_equal(tiny_pair):
     """Cached greedy decoding picks OFA's tokens, and each step's scores are OFA's logits."""
-    reference, converted, vocab = tiny_pair
+    reference, converted, vocab, _ = tiny_pair
     text = _text(vocab, [7, 4], 8)
     images = torch.randn(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(9))
     expected = _reference_greedy(reference, text, images, vocab, steps=8)
@@ -216,9 +218,26 @@ def test_greedy_generation_and_step_logits_equal(tiny_pair):
     torch.testing.assert_close(steps, teacher_forced[:, :-1], rtol=0, atol=1e-4)
 
 
+def test_processor_and_generate_give_ofas_caption(tiny_pair):
+    """From images and an instruction, through the converted folder's processor: OFA's input ids (image,
+    then <s> text </s> in BART's BPE with OFA's leading space) and OFA's greedy tokens."""
+    reference, converted, vocab, folder = tiny_pair
+    processor = OFAPlusProcessor.from_pretrained(folder / "converted")
+    pixels = np.random.default_rng(16).integers(0, 256, (2, 80, 70, 3), dtype=np.uint8)
+    batch = processor(
+        "[IMAGE:image] what does the image describe? -> [TEXT:caption]", image=[Image.fromarray(p) for p in pixels]
+    )
+    bart = BartTokenizer(str(folder / "ofa" / "vocab.json"), str(folder / "ofa" / "merges.txt"))
+    text = bart(" what does the image describe?", return_tensors="pt")["input_ids"].repeat(2, 1)  # <s> ... </s>
+    assert torch.equal(batch["input_ids"][:, converted.config.image_tokens :], to_ofa_plus_ids(text, vocab))
+    expected = _reference_greedy(reference, text, batch["pixel_values"], vocab, steps=6)
+    generated = converted.generate(**batch, max_new_tokens=6, min_new_tokens=6, num_beams=1, do_sample=False)
+    assert torch.equal(generated, to_ofa_plus_ids(expected, vocab))
+
+
 def test_beams_get_ofa_logits(tiny_pair):
     """Decoder rows sharing an encoder row (as beams do) get OFA's logits of that row."""
-    reference, converted, vocab = tiny_pair
+    reference, converted, vocab, _ = tiny_pair
     text = _text(vocab, [6, 8], 10)
     images = torch.randn(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(11))
     decoder_ids = _decoder_ids(vocab, 6, 5, 12)
@@ -243,7 +262,7 @@ def test_beams_get_ofa_logits(tiny_pair):
 
 
 def test_converted_model_suppresses_ids_ofa_lacks(tiny_pair):
-    _, converted, vocab = tiny_pair
+    _, converted, vocab, _ = tiny_pair
     suppressed = set(converted.generation_config.suppress_tokens)
     assert len(suppressed) == (V.NUM_SPECIAL_SLOTS - 5) + V.NUM_PHONE_SLOTS
     assert V.IMAGE_ID in suppressed and V.PHONE_OFFSET in suppressed and V.EOS_ID not in suppressed
