@@ -196,6 +196,12 @@ def build_config(ofa_config: dict, state: dict, vocab: dict, image_size: int | N
         )
     if image_size is None:
         image_size = _image_size(ofa_config, src)
+    stride, largest = 16, 16 * sizes["image_bucket_size"]  # ResNet stages 1-3; OFA's image position table
+    if not (0 < image_size <= largest and image_size % stride == 0):
+        raise OFACheckpointError(
+            f"image size {image_size}: must be a multiple of {stride} px up to {largest} px "
+            f"(the checkpoint's {sizes['image_bucket_size']}x{sizes['image_bucket_size']} image positions)"
+        )
     return OFAPlusConfig(
         **sizes,
         vocab_size=V.TEXT_OFFSET + _text_pieces(vocab, src),

@@ -276,6 +276,15 @@ def test_bad_inputs_name_file_and_tensor(tmp_path):
     with pytest.raises(OFACheckpointError, match="--image-size"):
         convert_ofa(folder, tmp_path / "out")
 
+    with pytest.raises(OFACheckpointError, match="image size 100: must be a multiple of 16"):
+        convert_ofa(folder, tmp_path / "out", image_size=100)
+
+    vocab = json.loads((folder / "vocab.json").read_text())
+    (folder / "vocab.json").write_text(json.dumps({**vocab, "extra": len(vocab)}))
+    with pytest.raises(OFACheckpointError, match=r"encoder\.embed_tokens\.weight has \d+ rows, but vocab\.json"):
+        convert_ofa(folder, tmp_path / "out", image_size=IMAGE_SIZE)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+
     data = (folder / "pytorch_model.bin").read_bytes()
     (folder / "pytorch_model.bin").write_bytes(data[: len(data) // 2])
     with pytest.raises(OFACheckpointError, match="pytorch_model.bin: cannot be read"):
