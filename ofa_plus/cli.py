@@ -9,6 +9,7 @@
     ofa-plus push     runs/x/final --repo me/ofa-plus-tiny [--results runs/x/results.json]
     ofa-plus push     data/default/mnist --repo me/mnist-names          (a DatasetDict folder)
     ofa-plus tasks    runs/x/final                                      (its tasks and instructions)
+    ofa-plus convert-ofa ofa-tiny-download runs/ofa-tiny [--image-size 256] (a published OFA checkpoint)
     ofa-plus --version
 
 ``ofa-plus COMMAND --help`` explains each command.
@@ -35,6 +36,7 @@ COMMANDS = {
     "run": "run one instruction, or one of the model's tasks by name, on files and values",
     "push": "push a model folder (with task cards and a model card) or a dataset folder to the Hub",
     "tasks": "list a model's tasks: name, instruction, output and metrics",
+    "convert-ofa": "convert a published OFA checkpoint folder (Hub or ModelScope layout) into an OFA+ model",
 }
 # what each file option fills: the instruction's one encoder slot of these modalities
 FILE_OPTIONS = {"image": ("IMAGE",), "audio": ("AUDIO",), "text": ("TEXT", "PHONE")}
@@ -88,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
             run(rest)
         elif command == "tasks":
             tasks(rest)
+        elif command == "convert-ofa":
+            convert_ofa(rest)
         else:
             push(rest)
     except (UsageError, ValueError, OSError) as err:  # bad cards/instructions, missing files, unreachable Hub ids
@@ -304,6 +308,31 @@ def tasks(argv: list[str]) -> list[dict]:
         print(f"  output: {output}; metrics: {', '.join(card.metrics) or '-'}")
         print(f"  run: ofa-plus run --model {args.model} --task {card.name} ...")
     return [card.to_dict() for card in cards]
+
+
+# ---------------------------------------------------------------------------------------- convert-ofa
+def convert_ofa(argv: list[str]):
+    p = argparse.ArgumentParser(
+        prog="ofa-plus convert-ofa", description=COMMANDS["convert-ofa"] + ".", formatter_class=HelpFormatter
+    )
+    p.add_argument("src", help="folder with config.json, pytorch_model.bin, vocab.json and merges.txt")
+    p.add_argument("dst", help="folder to write the OFA+ model to")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        help="the checkpoint's patch_image_size; needed when its config.json / configuration.json does not say it",
+    )
+    args = p.parse_args(argv)
+    from .convert_ofa import convert_ofa as convert  # noqa: PLC0415 (torch-heavy)
+
+    report = convert(args.src, args.dst, image_size=args.image_size)
+    config = report.config
+    print(
+        f"converted {report.converted} tensors ({len(report.dropped)} dropped: text-to-image path and buffers) into "
+        f"{args.dst}: {config.d_model} d, {config.encoder_layers}+{config.decoder_layers} layers, "
+        f"{config.image_backbone} at {config.image_size} px"
+    )
+    return report
 
 
 if __name__ == "__main__":

@@ -74,6 +74,49 @@ PRESETS: dict[str, dict] = {
     ),
 }
 
+
+# OFA's GPT-2 BPE ids 4..50263 (BART's vocabulary without <s>, <pad>, </s>, <unk> and <mask>)
+OFA_BPE_PIECES = 50_260
+
+
+def _ofa_preset(d_model: int, encoder_layers: int, decoder_layers: int, heads: int, backbone: str, image_size: int):
+    """The architecture of a published OFA checkpoint (`ofa_plus.convert_ofa` fills it with its weights):
+    NormFormer, OFA's own patch LayerNorm and cross-attention position bias, a ResNet with plain
+    BatchNorm up to stage 3, only the image adaptor and the token head (OFA has no audio or speech
+    modules), and one text row per GPT-2 BPE piece of OFA's vocabulary."""
+    return dict(
+        d_model=d_model,
+        encoder_layers=encoder_layers,
+        decoder_layers=decoder_layers,
+        encoder_attention_heads=heads,
+        decoder_attention_heads=heads,
+        encoder_ffn_dim=4 * d_model,
+        decoder_ffn_dim=4 * d_model,
+        image_backbone=backbone,
+        image_size=image_size,
+        vocab_size=V.TEXT_OFFSET + OFA_BPE_PIECES,
+        normformer=True,
+        patch_layernorm_embedding=True,
+        cross_position_bias=True,
+        adaptors=["IMAGE"],
+        output_kinds=["tokens"],
+        label_smoothing=0.1,
+    )
+
+
+# OFA's sizes: tiny/medium/base/large/huge with ResNet-50/101/101/152/152 (OFA's "resnet50" etc. are
+# torchvision's bottleneck nets cut after stage 3). The image size differs between checkpoints of
+# one size (convert_ofa sets each checkpoint's): these are defaults.
+PRESETS.update(
+    {
+        "ofa-tiny": _ofa_preset(256, 4, 4, 4, "resnet50", 256),
+        "ofa-medium": _ofa_preset(512, 4, 4, 8, "resnet101", 256),
+        "ofa-base": _ofa_preset(768, 6, 6, 12, "resnet101", 384),
+        "ofa-large": _ofa_preset(1024, 12, 12, 16, "resnet152", 480),
+        "ofa-huge": _ofa_preset(1280, 24, 12, 16, "resnet152", 480),
+    }
+)
+
 IMAGE_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "mobilenet_v2")
 
 # A real-valued setting may be written as an int (``tts_f_min=80``, or YAML's ``init_std=1``).
@@ -162,7 +205,11 @@ class OFAPlusConfig(PreTrainedConfig):
     that do not fit together raise ``StrictDataclassClassValidationError``, whose message names the
     ``validate_*`` method and carries the ValueError that explains the problem.
 
-    Use `OFAPlusConfig.from_preset("tiny" | "base" | "large", **overrides)`.
+    ``patch_layernorm_embedding`` and ``cross_position_bias`` add the two modules of OFA that OFA+ does
+    not otherwise have; the ``ofa-*`` presets (the published OFA sizes, for `ofa_plus.convert_ofa`)
+    turn them on.
+
+    Use `OFAPlusConfig.from_preset("tiny" | "base" | "large" | "ofa-tiny" | ..., **overrides)`.
     """
 
     model_type = "ofa_plus"
@@ -191,6 +238,12 @@ class OFAPlusConfig(PreTrainedConfig):
     image_bucket_size: int = 42
     attn_scale_factor: Number = 2.0
     normformer: bool = True
+    # OFA's own LayerNorm for image patches (else they share layernorm_embedding with text); on in the
+    # ofa-* presets, off for models saved before it existed
+    patch_layernorm_embedding: bool = False
+    # OFA's absolute position bias in every cross-attention: decoder positions against the encoder's
+    # LayerNorm'd text/image positions; on in the ofa-* presets
+    cross_position_bias: bool = False
     image_backbone: str = "resnet18"
     image_backbone_stages: int = 3
     image_backbone_pretrained: bool = False

@@ -17,6 +17,10 @@ OFAPlusForConditionalGeneration. OFA specifics:
 * The decoder's output is read by the output kinds of ``config.output_kinds`` (`ofa_plus.outputs`):
   the tied LM head for tokens, which this file trains; heads of other kinds (speech) are built here
   and run by their kind, which `forward` and `generate` dispatch to.
+* Two modules of OFA's published checkpoints sit behind config flags (off unless set; the ``ofa-*``
+  presets set them): ``patch_layernorm_embedding``, a LayerNorm of the image patches' own, and
+  ``cross_position_bias``, an absolute position bias in every cross-attention (decoder positions
+  against the encoder's, which the encoder returns in `OFAPlusEncoderOutput.position_embeddings`).
 * ASR rows may carry ``ctc_labels`` (phone ids): a CTC loss on the encoder's audio states, with
   logits through the phone rows of the tied embedding, is added with weight ``config.ctc_weight``.
 
@@ -258,11 +262,26 @@ class AbsolutePositionBias(nn.Module):
         )
         self.scaling = (config.d_model / num_heads * config.attn_scale_factor) ** -0.5
 
+    def queries(self, query_pos: torch.Tensor) -> torch.Tensor:
+        """(B, Lq, d) -> scaled (B, H, Lq, d / H)"""
+        return self.q_linear(query_pos).unflatten(-1, (self.num_heads, -1)).transpose(1, 2) * self.scaling
+
+    def keys(self, key_pos: torch.Tensor) -> torch.Tensor:
+        """(B, Lk, d) -> (B, H, Lk, d / H)"""
+        return self.k_linear(key_pos).unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
+
     def forward(self, query_pos: torch.Tensor, key_pos: torch.Tensor) -> torch.Tensor:
         """(B|1, Lq, d), (B|1, Lk, d) -> (B|1, H, Lq, Lk)"""
-        q = self.q_linear(query_pos).unflatten(-1, (self.num_heads, -1)).transpose(1, 2) * self.scaling
-        k = self.k_linear(key_pos).unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
-        return q @ k.transpose(-1, -2)
+        return self.queries(query_pos) @ self.keys(key_pos).transpose(-1, -2)
+
+
+@dataclass
+class OFAPlusEncoderOutput(BaseModelOutput):
+    """`BaseModelOutput` plus ``position_embeddings`` ``(batch, length, d_model)``: the LayerNorm'd absolute
+    position embedding of each input position (text or image), which the decoder's cross-attention
+    position bias reads (only with ``config.cross_position_bias``, else None)."""
+
+    position_embeddings: torch.FloatTensor | None = None
 
 
 def _padding_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -345,6 +364,8 @@ class OFAPlusEncoder(nn.Module):
             self.add_module(f"{modality.name.lower()}_adaptor", modality.adaptor_class(config))
         self.type_embedding = nn.Embedding(2, d)  # 0 = token, 1 = image patch
         self.layernorm_embedding = nn.LayerNorm(d)
+        # OFA normalises image patches with a LayerNorm of their own
+        self.patch_layernorm_embedding = nn.LayerNorm(d) if config.patch_layernorm_embedding else None
         self.dropout = nn.Dropout(config.dropout)
         self.embed_positions = nn.Embedding(config.max_positions, d)
         self.embed_image_positions = nn.Embedding(config.image_bucket_size**2, d)
@@ -402,8 +423,9 @@ class OFAPlusEncoder(nn.Module):
         return is_grid, segment_id, position
 
     def position_biases(self, input_ids: torch.Tensor, dtype: torch.dtype, item_start: torch.Tensor | None = None):
-        """Every layer's position bias, absolute + relative, as ``(layers, U, H, L, L)``, and per row
-        which of the ``U`` distinct layouts it has (None when all rows share one).
+        """Every layer's position bias, absolute + relative, as ``(layers, U, H, L, L)``; per row which
+        of the ``U`` distinct layouts it has (None when all rows share one); and the LayerNorm'd
+        position embeddings of the layouts ``(U, L, d_model)``.
 
         The biases depend only on where the placeholder segments are, and the rows of one task's
         batch nearly always share that layout (padding is text too), so they are computed once per
@@ -447,7 +469,7 @@ class OFAPlusEncoder(nn.Module):
         tables = torch.cat([table.weight for table in self.relative_bias], dim=1)
         tables = torch.cat([tables, self.relative_bias_padding.repeat(1, len(self.relative_bias))], dim=0)
         relative = F.embedding(bucket, tables).unflatten(-1, (len(self.relative_bias), -1)).permute(3, 0, 4, 1, 2)
-        return absolute + relative.to(dtype), (row_layout if len(layouts) > 1 else None)
+        return absolute + relative.to(dtype), (row_layout if len(layouts) > 1 else None), pos
 
     def embed_inputs(self, x: torch.Tensor, input_ids: torch.Tensor, **batch):
         """Scatter each adaptor's features into its placeholders, item by item in row order; return the
@@ -512,7 +534,7 @@ class OFAPlusEncoder(nn.Module):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
-    ) -> BaseModelOutput | tuple:
+    ) -> OFAPlusEncoderOutput | tuple:
         """``kwargs``: the batch keys of the adaptors (``input_features``, ...); others are ignored.
 
         ``inputs_embeds`` replace the token lookup. The segment layout (which positions are image or
@@ -539,9 +561,15 @@ class OFAPlusEncoder(nn.Module):
         x, item_start = self.embed_inputs(x, input_ids, pixel_values=pixel_values, **modality_inputs)
         kinds = self.token_kinds(input_ids)  # each token's row of the type embedding: its adaptor's type_id
         type_ids = kinds.new_tensor([0] + [self.adaptor(m).type_id for m in self.modalities])[kinds]
-        x = self.dropout(self.layernorm_embedding(x + self.type_embedding(type_ids)))
+        x = x + self.type_embedding(type_ids)
+        if self.patch_layernorm_embedding is None:
+            x = self.layernorm_embedding(x)
+        else:
+            is_patch = (input_ids == config.image_token_id)[..., None]
+            x = torch.where(is_patch, self.patch_layernorm_embedding(x), self.layernorm_embedding(x))
+        x = self.dropout(x)
 
-        position_bias, row_layout = self.position_biases(input_ids, x.dtype, item_start)
+        position_bias, row_layout, positions = self.position_biases(input_ids, x.dtype, item_start)
         if row_layout is not None:  # rows of different layouts: gather each row's biases
             position_bias = position_bias[:, row_layout]
         padding = None if attention_mask is None else _padding_bias(attention_mask, x.dtype)
@@ -553,10 +581,13 @@ class OFAPlusEncoder(nn.Module):
                 hidden_states.append(x)
             if output_attentions:
                 attentions.append(probs)
-        out = BaseModelOutput(
+        if config.cross_position_bias:  # one row of position embeddings per input row
+            positions = positions[row_layout] if row_layout is not None else positions.expand(x.shape[0], -1, -1)
+        out = OFAPlusEncoderOutput(
             last_hidden_state=self.layer_norm(x),
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
+            position_embeddings=positions if config.cross_position_bias else None,
         )
         return out if return_dict else out.to_tuple()
 
@@ -574,6 +605,10 @@ class OFAPlusDecoder(nn.Module):
         self.embed_positions = nn.Embedding(config.max_positions, d)
         self.pos_ln = nn.LayerNorm(d)
         self.absolute_bias = AbsolutePositionBias(config, config.decoder_attention_heads)
+        # OFA: decoder positions against the encoder's, added to every layer's cross-attention
+        self.cross_absolute_bias = (
+            AbsolutePositionBias(config, config.decoder_attention_heads) if config.cross_position_bias else None
+        )
         self.relative_bias = nn.ModuleList(
             nn.Embedding(2 * config.token_bucket_size - 1, config.decoder_attention_heads)
             for _ in range(config.decoder_layers)
@@ -619,6 +654,25 @@ class OFAPlusDecoder(nn.Module):
         relative_biases = F.embedding(bucket, tables).unflatten(-1, (len(self.layers), -1)).permute(3, 0, 4, 1, 2)
         return absolute + (relative_biases.to(dtype) + masked[:, None])
 
+    def cross_position_bias(
+        self, query_positions: torch.Tensor, encoder_positions: torch.Tensor, group: int, cache, dtype: torch.dtype
+    ) -> torch.Tensor:
+        """OFA's absolute position bias of the cross-attention: decoder positions ``(1|B_dec, Lq)``
+        against the encoder's position embeddings ``(B_enc, Lk, d)``, as ``(B_enc, H, group * Lq, Lk)``:
+        the query layout `OFAPlusAttention` uses when ``group`` decoder rows (beams) share an encoder row.
+        The keys depend on the encoder side only: with a cache they are projected once per generation."""
+        keys = getattr(cache, "ofa_cross_position_keys", None)
+        if keys is None or keys.shape[0] != encoder_positions.shape[0] or keys.dtype != dtype:
+            keys = self.cross_absolute_bias.keys(encoder_positions.to(dtype))
+            if cache is not None:
+                cache.ofa_cross_position_keys = keys
+        pos = self.pos_ln(self.embed_positions(query_positions.clamp(max=self.config.max_positions - 1))).to(dtype)
+        queries = self.cross_absolute_bias.queries(pos)  # (1|B_dec, H, Lq, d / H)
+        if queries.shape[0] == 1:  # the same positions in every row
+            return (queries @ keys.transpose(-1, -2)).repeat(1, 1, group, 1)
+        queries = queries.unflatten(0, (-1, group)).transpose(1, 2).flatten(2, 3)
+        return queries @ keys.transpose(-1, -2)
+
     def forward(
         self,
         input_ids: torch.LongTensor | None,
@@ -630,11 +684,13 @@ class OFAPlusDecoder(nn.Module):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         return_dict: bool = False,
+        encoder_position_embeddings: torch.Tensor | None = None,
     ) -> torch.Tensor | BaseModelOutputWithPastAndCrossAttentions:
         """The decoder states after the final LayerNorm; with ``return_dict`` a
         `BaseModelOutputWithPastAndCrossAttentions` that can also hold every layer's states and
         attention probabilities. ``attention_mask`` (B, cached + new positions) marks the decoder's
-        own padding, e.g. left-padded prompts."""
+        own padding, e.g. left-padded prompts. ``encoder_position_embeddings``: the encoder output's
+        ``position_embeddings``, needed with ``config.cross_position_bias``."""
         config = self.config
         # inputs_embeds alone: continuous inputs (the speech prenet's frames) rather than tokens
         past = cache.get_seq_length() if cache is not None else 0
@@ -662,6 +718,21 @@ class OFAPlusDecoder(nn.Module):
         else:
             self_biases = self.self_attention_biases(past, past + length, x.dtype)
         cross_bias = None if encoder_attention_mask is None else _padding_bias(encoder_attention_mask, x.dtype)
+        if self.cross_absolute_bias is not None:
+            if encoder_position_embeddings is None:
+                raise ValueError(
+                    "config.cross_position_bias needs the encoder's position_embeddings "
+                    "(the OFAPlusEncoderOutput of OFAPlusEncoder)"
+                )
+            if attention_mask is not None and not bool(attention_mask.all()):
+                query_positions = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)[:, past:]
+            else:
+                query_positions = torch.arange(past, past + length, device=x.device)[None]
+            group = x.shape[0] // encoder_hidden_states.shape[0]  # decoder rows (beams) per encoder row
+            position_bias = self.cross_position_bias(
+                query_positions, encoder_position_embeddings, group, cache, x.dtype
+            )
+            cross_bias = position_bias if cross_bias is None else position_bias + cross_bias
         hidden_states = [x] if output_hidden_states else None
         self_attentions, cross_attentions = ([], []) if output_attentions else (None, None)
         for layer, self_bias in zip(self.layers, self_biases.unbind(0)):
@@ -771,7 +842,11 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
                 **encoder_inputs,
             )
         elif not isinstance(encoder_outputs, BaseModelOutput):  # the encoder's tuple (return_dict=False)
-            encoder_outputs = BaseModelOutput(*encoder_outputs)
+            if config.cross_position_bias:  # whose last entry is then the position embeddings
+                *states, positions = encoder_outputs
+                encoder_outputs = OFAPlusEncoderOutput(*states, position_embeddings=positions)
+            else:
+                encoder_outputs = BaseModelOutput(*encoder_outputs)
         use_cache = config.use_cache if use_cache is None else use_cache
         if use_cache and cache is None:
             cache = EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
@@ -785,6 +860,7 @@ class OFAPlusModel(OFAPlusPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            encoder_position_embeddings=getattr(encoder_outputs, "position_embeddings", None),
         )
         out = Seq2SeqModelOutput(
             last_hidden_state=decoder_outputs.last_hidden_state,

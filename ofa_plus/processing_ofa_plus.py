@@ -34,6 +34,7 @@ from .modalities import (
 from .outputs import get_output_kind
 from .plan import RepeatPlan, SlotPlan, TaskPlan, TemplatePlan, compile_plan
 from .tokenization_ofa_plus import OFAPlusTokenizer
+from .tokenization_ofa_plus_bpe import OFAPlusBPETokenizer
 
 
 class OFAPlusBatch(BatchFeature):
@@ -226,7 +227,13 @@ class OFAPlusProcessor(ProcessorMixin):
     @staticmethod
     def get_possibly_dynamic_module(module_name):
         # transformers 5.24 fails to look up custom sub-processor classes by name; resolve ours here.
-        classes = (OFAPlusImageProcessor, OFAPlusImageProcessorPil, OFAPlusTokenizer, OFAPlusAudioFeatureExtractor)
+        classes = (
+            OFAPlusImageProcessor,
+            OFAPlusImageProcessorPil,
+            OFAPlusTokenizer,
+            OFAPlusBPETokenizer,
+            OFAPlusAudioFeatureExtractor,
+        )
         ours = {c.__name__: c for c in classes}
         return ours.get(module_name) or ProcessorMixin.get_possibly_dynamic_module(module_name)
 

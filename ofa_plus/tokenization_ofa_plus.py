@@ -286,10 +286,7 @@ class OFAPlusTokenizer(PreTrainedTokenizer):
 
         def flush():
             if run:
-                text = self.sp_model.decode(run)
-                if parts and self.sp_model.id_to_piece(run[0]).startswith(SPIECE_UNDERLINE):
-                    text = " " + text
-                parts.append(text)
+                parts.append(self._decode_text_run(run, follows_other=bool(parts)))
                 run.clear()
 
         for i in token_ids:
@@ -297,7 +294,7 @@ class OFAPlusTokenizer(PreTrainedTokenizer):
             if i in skip:
                 continue
             if self._is_text_id(i):
-                run.append(i - TEXT_OFFSET)
+                run.append(i)
             else:
                 flush()
                 parts.append(self.convert_ids_to_tokens(i))
@@ -310,6 +307,18 @@ class OFAPlusTokenizer(PreTrainedTokenizer):
         ):
             text = self.clean_up_tokenization(text)
         return text
+
+    def _decode_text_run(self, ids: list[int], follows_other: bool) -> str:
+        """A run of text ids as text; after a reserved token it keeps its leading space."""
+        pieces = [i - TEXT_OFFSET for i in ids]
+        text = self.sp_model.decode(pieces)
+        if follows_other and self.sp_model.id_to_piece(pieces[0]).startswith(SPIECE_UNDERLINE):
+            text = " " + text
+        return text
+
+    def is_word_start(self, token_id: int) -> bool:
+        """Whether the text piece ``token_id`` starts a word (for whole-word masking)."""
+        return self.convert_ids_to_tokens(token_id).startswith(SPIECE_UNDERLINE)
 
     def decode_text(self, ids: Iterable[int]) -> str:
         """Decode the text ids of ``ids`` through SentencePiece; reserved and added ids are dropped."""

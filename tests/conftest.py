@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
+from tokenizers import ByteLevelBPETokenizer
 
 from ofa_plus import OFAPlusConfig, OFAPlusForConditionalGeneration, OFAPlusProcessor
 
@@ -90,3 +93,17 @@ def images() -> list[Image.Image]:
         digit_image(3),
         shape_image(64, 64, "triangle", "green"),
     ]
+
+
+def write_bpe_vocabulary(folder: Path) -> dict[str, int]:
+    """A small GPT-2-style byte-level BPE in BART's order: <s> <pad> </s> <unk>, pieces, <mask>."""
+    tokenizer = ByteLevelBPETokenizer()
+    text = ["what is in the picture?", "a red circle on a white background", "how many dogs are there?"] * 5
+    tokenizer.train_from_iterator(
+        text, vocab_size=300, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>"]
+    )
+    tokenizer.save_model(str(folder))
+    vocab = json.loads((folder / "vocab.json").read_text())
+    vocab["<mask>"] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    return vocab

@@ -24,7 +24,7 @@ def normalize_text(text: str, settings: dict) -> str:
 
 def span_mask(ids: list[int], ratio: float, tokenizer, rng) -> list[int]:
     """BART-style whole-word span masking: Poisson(3)-long word spans each become one <mask>."""
-    starts = [i for i, t in enumerate(ids) if tokenizer.convert_ids_to_tokens(t).startswith("\u2581")] or [0]
+    starts = [i for i, t in enumerate(ids) if tokenizer.is_word_start(t)] or [0]
     if starts[0] != 0:
         starts.insert(0, 0)
     words = [ids[a:b] for a, b in zip(starts, starts[1:] + [len(ids)])]

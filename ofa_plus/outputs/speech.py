@@ -449,7 +449,14 @@ def generate_speech(
     chunks = []
     for step in range(steps):
         embeds = head.prenet(frame, head.prenet.inference_masks(generator, frame))
-        hidden = model.get_decoder()(None, states, attention_mask, cache, embeds)
+        hidden = model.get_decoder()(
+            None,
+            states,
+            attention_mask,
+            cache,
+            embeds,
+            encoder_position_embeddings=getattr(encoder_outputs, "position_embeddings", None),
+        )
         mels, stop_logits = head.frames(hidden)
         chunks.append(mels)
         fired = torch.sigmoid(stop_logits) > threshold  # (B, r)
