@@ -381,7 +381,7 @@ class OFAPlusProcessor(ProcessorMixin):
         data = {k: torch.tensor(v) if isinstance(v, list) else v for k, v in data.items()}
         data["constraints"] = self.constraints(plan, closed_set)
         if train_mode and "labels" in data and data["constraints"].allowed_ids is not None:
-            data["label_vocab"] = self._label_vocab(plan, data["constraints"].allowed_ids, data["labels"])
+            data["label_vocab"] = self._label_vocab(plan, data["constraints"].allowed_ids, data["labels"], numbers)
         batch = OFAPlusBatch(data)
         batch.plan = plan
         batch.rows = [e["info"] for e in encoded]
@@ -418,13 +418,14 @@ class OFAPlusProcessor(ProcessorMixin):
             ids.update(i for r in ranges for i in r)
         return sorted(ids) if targets else None
 
-    def _label_vocab(self, plan: TaskPlan, allowed: list[int], labels: torch.Tensor) -> torch.Tensor:
-        """The ids the batch's token softmax ranges over; every label must be one of them."""
+    def _label_vocab(self, plan: TaskPlan, allowed: list[int], labels: torch.Tensor, numbers) -> torch.Tensor:
+        """The ids the batch's token softmax ranges over; every label must be one of them (``numbers``:
+        the rows' numbers in their split, for the error)."""
         vocab = torch.tensor(allowed)
         scored = labels[labels != -100]
         outside = scored[~torch.isin(scored, vocab)]
         if len(outside):
-            row = int((labels == outside[0]).nonzero()[0, 0])
+            row = numbers[int((labels == outside[0]).nonzero()[0, 0])]
             raise ValueError(
                 f"{_task(plan)}row {row}: label id {int(outside[0])} is not an id its target slots can produce "
                 f"(target_vocab='modality'; a closed-set label that is not among the candidates?)"
