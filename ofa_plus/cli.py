@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             from . import train  # noqa: PLC0415
 
             train.main(rest)
+            train.end_processes()
         elif command == "evaluate":
             from . import evaluation  # noqa: PLC0415
 

@@ -110,12 +110,16 @@ def evaluate_model(model_dir: Path, cards: list[TaskCard], args: argparse.Namesp
 
 
 def micro_batches_per_task(cards: list[TaskCard], steps: int, recipe: list[str]) -> dict[str, int]:
-    """How many micro-batches of each task a run of ``steps`` steps on ``cards`` draws (as train does)."""
+    """How many micro-batches of each task a run of ``steps`` steps on ``cards`` draws (as train does),
+    over all data-parallel processes of this launch."""
     options = train.parse_args(recipe + ["--cards", "-", "--output", "-"])
     per_step = options.tasks_per_step or len(cards)
     probabilities = task_probabilities(cards, options.temperature)
+    world = Accelerator().num_processes
     counts = collections.Counter(
-        task for step in range(steps) for task in step_tasks(options.seed, step, probabilities, per_step)
+        task
+        for step in range(steps)
+        for task in step_tasks(options.seed, step, probabilities, per_step * world)  # all ranks' draws
     )
     return {card.name: counts[i] for i, card in enumerate(cards)}
 
@@ -263,3 +267,4 @@ def main(argv=None) -> dict:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+    train.end_processes()

@@ -27,6 +27,9 @@ PRESETS: dict[str, dict] = {
     # encoder; plain pre-LN learns at once.
     # Initialised with std d_model ** -0.5 rather than OFA's 0.02: at 256 d, 0.02 leaves the decoder
     # almost blind to the encoder at the start, so a short run from scratch hardly uses the input.
+    # With OFA's cross-attention position bias: without it the decoder finds encoder positions by
+    # content alone, and tasks that copy or align (sudoku, speech) take several times the steps
+    # (docs/generalist_investigation.md, section 8).
     "tiny": dict(
         d_model=256,
         encoder_layers=4,
@@ -43,6 +46,10 @@ PRESETS: dict[str, dict] = {
         audio_conv_channels=64,
         label_smoothing=0.1,  # the presets are training recipes: OFA's label smoothing
         target_vocab="modality",
+        cross_position_bias=True,
+        # 32 location bins: on its 64-128 px images 1,000 would be finer than the pixels, and a
+        # grounding specialist points at the named sprite within the main job's budget with 32 only
+        num_bins=32,
     ),
     # OFA-base: 768 d, 6+6 layers, 12 heads, ResNet-101 up to stage 3, 480 px -> 30x30 patches.
     "base": dict(
@@ -57,6 +64,7 @@ PRESETS: dict[str, dict] = {
         image_size=480,
         vocab_size=_OFA_SIZED_VOCAB,
         label_smoothing=0.1,
+        cross_position_bias=True,
     ),
     # OFA-large: 1024 d, 12+12 layers, 16 heads, ResNet-152 up to stage 3.
     "large": dict(
@@ -71,6 +79,7 @@ PRESETS: dict[str, dict] = {
         image_size=480,
         vocab_size=_OFA_SIZED_VOCAB,
         label_smoothing=0.1,
+        cross_position_bias=True,
     ),
 }
 
@@ -205,9 +214,9 @@ class OFAPlusConfig(PreTrainedConfig):
     that do not fit together raise ``StrictDataclassClassValidationError``, whose message names the
     ``validate_*`` method and carries the ValueError that explains the problem.
 
-    ``patch_layernorm_embedding`` and ``cross_position_bias`` add the two modules of OFA that OFA+ does
-    not otherwise have; the ``ofa-*`` presets (the published OFA sizes, for `ofa_plus.convert_ofa`)
-    turn them on.
+    ``patch_layernorm_embedding`` and ``cross_position_bias`` add two modules of OFA; the ``ofa-*``
+    presets (the published OFA sizes, for `ofa_plus.convert_ofa`) turn both on, the other presets
+    the cross-attention position bias. Both are off in a bare config, as in models saved before them.
 
     Use `OFAPlusConfig.from_preset("tiny" | "base" | "large" | "ofa-tiny" | ..., **overrides)`.
     """
@@ -242,7 +251,7 @@ class OFAPlusConfig(PreTrainedConfig):
     # ofa-* presets, off for models saved before it existed
     patch_layernorm_embedding: bool = False
     # OFA's absolute position bias in every cross-attention: decoder positions against the encoder's
-    # LayerNorm'd text/image positions; on in the ofa-* presets
+    # LayerNorm'd text/image positions; on in every preset, off for models saved before it existed
     cross_position_bias: bool = False
     image_backbone: str = "resnet18"
     image_backbone_stages: int = 3

@@ -508,7 +508,6 @@ def save_final(run: Run, started: float) -> Path:
             f"{len(run.cards)} task cards) in {time.time() - started:.0f} s"
         )
     accelerator.wait_for_everyone()
-    accelerator.end_training()
     return final
 
 
@@ -576,5 +575,12 @@ def report_skipped(skipped: list[dict], output: Path, cards: list[TaskCard]) -> 
             )
 
 
+def end_processes() -> None:
+    """End the data-parallel process group: once per launched script, after its last model (evaluation
+    /compare.py trains and evaluates several in one launch)."""
+    Accelerator().end_training()
+
+
 if __name__ == "__main__":
     main(sys.argv[1:])
+    end_processes()

@@ -172,7 +172,10 @@ def test_beams_share_encoder_states(processor, images):
         encoder_outputs = model.get_encoder()(
             input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], pixel_values=inputs["pixel_values"]
         )
-        repeated = type(encoder_outputs)(last_hidden_state=encoder_outputs.last_hidden_state.repeat_interleave(3, 0))
+        repeated = type(encoder_outputs)(
+            last_hidden_state=encoder_outputs.last_hidden_state.repeat_interleave(3, 0),
+            position_embeddings=encoder_outputs.position_embeddings.repeat_interleave(3, 0),
+        )
         torch.manual_seed(0)
         tokens = torch.randint(V.TEXT_OFFSET, V.TEXT_OFFSET + 5000, (6, 4))
         mask = inputs["attention_mask"]

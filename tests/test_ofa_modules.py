@@ -44,7 +44,8 @@ def ofa_model():
 
 def test_flags_default_off_and_add_only_their_modules():
     assert not OFAPlusConfig().patch_layernorm_embedding and not OFAPlusConfig().cross_position_bias
-    plain, flagged = small_model(seed=0).state_dict(), small_model(seed=0, **OFA_FLAGS).state_dict()
+    plain = small_model(seed=0, cross_position_bias=False).state_dict()  # the tiny preset turns it on
+    flagged = small_model(seed=0, **OFA_FLAGS).state_dict()
     assert set(flagged) - set(plain) == {
         "model.encoder.patch_layernorm_embedding.weight",
         "model.encoder.patch_layernorm_embedding.bias",
@@ -58,7 +59,7 @@ def test_flags_default_off_and_add_only_their_modules():
 
 def test_neutral_modules_give_the_plain_model(ofa_model):
     """The patch LayerNorm equal to the text one and a zero cross bias: the model without the flags."""
-    plain = small_model(seed=0)
+    plain = small_model(seed=0, cross_position_bias=False)
     flagged = small_model(seed=0, **OFA_FLAGS)
     flagged.load_state_dict(plain.state_dict(), strict=False)
     encoder = flagged.model.encoder
@@ -96,7 +97,7 @@ def test_encoder_returns_position_embeddings_per_row(ofa_model):
         alone = ofa_model.get_encoder()(input_ids=batch["input_ids"][1:]).position_embeddings
     assert out.position_embeddings.shape == out.last_hidden_state.shape
     torch.testing.assert_close(out.position_embeddings[1], alone[0])
-    assert small_model(seed=0).get_encoder()(**batch).position_embeddings is None
+    assert small_model(seed=0, cross_position_bias=False).get_encoder()(**batch).position_embeddings is None
 
 
 def test_tuple_encoder_outputs_carry_the_positions(ofa_model):

@@ -20,13 +20,15 @@ from .common import (
     shuffled,
 )
 
-# 200 single-code-point emoji with common, distinct names: food and plants, then animals.
+# 50 single-code-point emoji with common, distinct names: every fourth of four blocks of food,
+# plants and animals. Fifty, not all 200 of the blocks: a specialist learns 50 names in the main
+# job's per-task budget and none of 200 (dataset_scripts/README.md).
 CAPTION_EMOJI = [
     *range(0x1F32D, 0x1F380),
     *range(0x1F400, 0x1F43D),
     *range(0x1F950, 0x1F965),
     *range(0x1F980, 0x1F9A3),
-]
+][::4]
 
 
 def build_emoji_caption(b: Build) -> TaskData:
@@ -35,7 +37,7 @@ def build_emoji_caption(b: Build) -> TaskData:
     assert len(set(names)) == len(names), "caption emoji names must be distinct"
     # Split by rendering, not by emoji: a tiny model cannot caption a name it never saw, so every
     # emoji appears in every split, each time in a different rendering (scale, position, background).
-    variants = {"train": 6, "validation": 1, "test": 1}
+    variants = {"train": 24, "validation": 4, "test": 4}
     specs = {split: [] for split in SPLITS}
     for code_point in CAPTION_EMOJI:
         for split, count in variants.items():
@@ -57,10 +59,10 @@ def build_emoji_caption(b: Build) -> TaskData:
         splits,
         datasets.Features({"image": IMAGE, "caption": STRING, "references": STRINGS}),
         "Debian fonts-noto-color-emoji + unicodedata",
-        "Emoji captioning: 200 single-code-point emoji (food, plants, animals) of Noto Color Emoji "
+        "Emoji captioning: 50 single-code-point emoji (food, plants, animals) of Noto Color Emoji "
         "(Debian fonts-noto-color-emoji, SIL Open Font License 1.1) rendered with Pillow on a 64x64 "
         "canvas; the caption is the code point's Unicode name, lower-cased. Split BY RENDERING: each "
-        "emoji is drawn 8 times (random size 60-100% of the canvas, random position, random light "
-        "background); 6 renderings go to train, 1 to validation, 1 to test. Test images are new, the "
+        "emoji is drawn 32 times (random size 60-100% of the canvas, random position, random light "
+        "background); 24 renderings go to train, 4 to validation, 4 to test. Test images are new, the "
         "captions are not.",
     )

@@ -8,10 +8,11 @@ import datasets
 
 from .common import FORTUNES, SPLITS, STRING, Build, TaskData, require, shuffled, token_length
 
-# benign categories a bag-of-words model tells apart (logistic regression: ~0.8 accuracy against a
-# 0.28 majority baseline on a balanced sample)
-FORTUNE_CATEGORIES = ("food", "linux", "love", "sports", "startrek")
-FORTUNES_PER_CATEGORY = 250
+# benign categories with distinct wording and enough quotes: a specialist tells them apart within the
+# main job's per-task budget (dataset_scripts/README.md; the earlier food, linux, love, sports and
+# startrek, 100-304 quotes each, it did not)
+FORTUNE_CATEGORIES = ("computers", "definitions", "food", "startrek", "zippy")
+FORTUNES_PER_CATEGORY = 400
 
 
 def read_fortunes(category: str) -> list[str]:

