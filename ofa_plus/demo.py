@@ -15,6 +15,15 @@ from transformers import AutoModelForSeq2SeqLM, AutoProcessor
 from .task_card import cards_from_dicts
 
 
+def shown_input(column: str, value) -> str:
+    """A row's input for the printout: text and boxes as values, media by their column's name."""
+    if isinstance(value, str):
+        return f"{column}={value[:60]!r}"
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
+        return f"{column}={list(value)}"
+    return f"<{column}>"
+
+
 def show(model_dir: str, rows_per_task: int = 2) -> list[dict]:
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).eval()
     processor = AutoProcessor.from_pretrained(model_dir)
@@ -32,8 +41,7 @@ def show(model_dir: str, rows_per_task: int = 2) -> list[dict]:
         )
         print(f"\n{card.name}: {card.instructions[0]}")
         for row, prediction in zip(rows, processor.postprocess(generated, batch)):
-            text = {k: v for k, v in inputs.items() if isinstance(row[k], str)}
-            given = "; ".join(f"{k}={row[k][:60]!r}" for k in text) or "(image)"
+            given = "; ".join(shown_input(k, row[k]) for k in inputs)
             print(f"  {given}\n    -> {prediction!r}   (reference: {row['references']!r})")
             shown.append({"task": card.name, "prediction": prediction, "reference": row["references"]})
     return shown
