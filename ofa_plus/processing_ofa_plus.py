@@ -490,6 +490,17 @@ class OFAPlusProcessor(ProcessorMixin):
     def batch_decode(self, *args, **kwargs):
         return self.tokenizer.batch_decode(*args, **kwargs)
 
+    def post_process_image_text_to_text(self, generated_outputs, skip_special_tokens: bool = True, **kwargs):
+        """What transformers' image-text-to-text pipeline decodes its output with: each row's text as a
+        TEXT target decodes it (text pieces only, stripped), so that pipeline answers what
+        `OFAPlusPipeline` does; with ``skip_special_tokens=False`` every token, as ``batch_decode``."""
+        if not skip_special_tokens:
+            return self.batch_decode(generated_outputs, skip_special_tokens=False, **kwargs)
+        return [
+            self.tokenizer.decode_text(row.tolist() if hasattr(row, "tolist") else row).strip()
+            for row in generated_outputs
+        ]
+
     def decode(self, *args, **kwargs):
         return self.tokenizer.decode(*args, **kwargs)
 

@@ -175,3 +175,22 @@ def test_compare_trains_specialists_and_a_generalist_and_reports_them(tmp_path, 
     again = compare.main(argv)
     assert capsys.readouterr().out.count("reusing") == 5
     assert json.loads(json.dumps(again)) == saved
+
+
+@pytest.mark.slow
+def test_compare_runs_under_two_processes(tmp_path):
+    """`accelerate launch` with two processes: every model trains and is evaluated in the one launch
+    (the process group outlives each training run), and the generalist's micro-batch count covers
+    both processes' draws."""
+    from test_train import ACCELERATE_2, ROOT, run  # noqa: PLC0415 (the launcher and environment of the train tests)
+
+    cards = write_toy_suite(tmp_path, digits_rows=64)
+    output = tmp_path / "compare"
+    argv = ["--cards", str(cards), "--steps-per-task", "3", "--budgets", "1", "--output", str(output)]
+    argv += ["--limit", "8", "--image-size", "64", "--dropout", "0", "--eval-rows", "4"]
+    run(ACCELERATE_2 + [str(ROOT / "evaluation" / "compare.py"), *argv])
+    saved = json.loads((output / "compare.json").read_text())
+    assert saved["generalist_steps"] == 6
+    assert sum(t["generalist_micro_batches"] for t in saved["tasks"]) == 2 * 6
+    for task in saved["tasks"]:
+        assert (output / "specialists" / task["task"] / "steps_3" / "final" / "model.safetensors").exists()

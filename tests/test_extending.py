@@ -94,7 +94,9 @@ class ScalarHead(nn.Module):
     def forward(self, model, input_ids, attention_mask, **encoder_inputs) -> torch.Tensor:
         states = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, **encoder_inputs)
         start = torch.full((input_ids.shape[0], 1), V.BOS_ID, device=input_ids.device)
-        hidden = model.get_decoder()(start, states.last_hidden_state, attention_mask)
+        hidden = model.get_decoder()(
+            start, states.last_hidden_state, attention_mask, encoder_position_embeddings=states.position_embeddings
+        )
         return self.proj(hidden[:, 0, :]).squeeze(-1)
 
 

@@ -139,7 +139,8 @@ def test_push_then_load_by_repo_id_gives_the_same_model(pushed, run, digits):
         assert remote.keys() == local.keys() and all(torch.equal(remote[k], local[k]) for k in local), repo
         got = report[repo]
         assert got["characters"] == expected["characters"] and got["digits"] == expected["digits"], repo
-        assert got["sampled"] == expected["sampled"] and len(set(expected["sampled"])) == len(CHARACTERS), repo
+        # the same seeded samples, and not one constant string: the rows' samples differ
+        assert got["sampled"] == expected["sampled"] and len(set(expected["sampled"])) > 1, repo
         assert got["model_tasks"] == ["characters", "digits"]
         assert got["config_cards"] == local_cards and got["processor_cards"] == local_cards, repo
     digits_card = next(c for c in local_cards if c["name"] == "digits")
