@@ -159,15 +159,25 @@ def test_boxes_are_exact_and_inside_the_canvas(suite):
     # pixels outside the sprites are background: checked on scenes whose boxes are all known
     rng = np.random.default_rng(0)
     build = default_suite.Build(Path("unused"))
-    for _ in range(10):
-        image, sprites = default_suite.draw_scene(rng, build, "test")
-        _, ink = background_mask(image)
-        covered = np.zeros_like(ink)
-        for sprite in sprites:
-            x0, y0, x1, y1 = (int(c) for c in sprite.box)
-            covered[y0:y1, x0:x1] = True
-        assert not (ink & ~covered).any()
-        assert len({s.name for s in sprites}) == len(sprites) in (2, 3)
+    cols, rows = default_suite.GRID
+    for scene in (default_suite.draw_scene, default_suite.grid_scene):
+        for _ in range(10):
+            image, sprites = scene(rng, build, "test")
+            _, ink = background_mask(image)
+            covered = np.zeros_like(ink)
+            for sprite in sprites:
+                x0, y0, x1, y1 = (int(c) for c in sprite.box)
+                covered[y0:y1, x0:x1] = True
+            assert not (ink & ~covered).any()
+            assert len({s.name for s in sprites}) == len(sprites) in (2, 3)
+            if scene is default_suite.grid_scene:  # each sprite inside a cell of its own
+
+                def cell(x, y):  # cells of width // cols by height // rows pixels
+                    return int(x // (width // cols)), int(y // (height // rows))
+
+                cells = [cell(s.box[0], s.box[1]) for s in sprites]
+                assert cells == [cell(s.box[2] - 1, s.box[3] - 1) for s in sprites]
+                assert len(set(cells)) == len(sprites)
 
 
 def test_entailment_labels_are_balanced_and_relations_true():

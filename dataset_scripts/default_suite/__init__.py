@@ -31,7 +31,7 @@ from .fortunes import FORTUNE_CATEGORIES, build_fortunes
 from .grounded_caption import build_grounded_caption
 from .grounding import build_grounding
 from .mnist import build_mnist
-from .scene import CANVAS, Sprite, draw_scene, sprite_names
+from .scene import CANVAS, GRID, Sprite, draw_scene, grid_scene, sprite_names
 from .speech import SPEECH_MAX_SECONDS, SPEECH_WORDS, speak, wav_bytes
 from .sudoku import build_sudoku
 from .summarization import build_summarization
@@ -46,6 +46,7 @@ __all__ = [
     "ASR_STRINGS",
     "ASR_VARIANTS",
     "CANVAS",
+    "GRID",
     "CAPTION_EMOJI",
     "DIGITS",
     "FORTUNE_CATEGORIES",
@@ -61,6 +62,7 @@ __all__ = [
     "asr_strings",
     "build",
     "draw_scene",
+    "grid_scene",
     "emoji_name",
     "relation_hypothesis",
     "speak",

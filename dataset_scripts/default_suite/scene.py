@@ -115,9 +115,10 @@ def draw_scene(rng: np.random.Generator, b: Build, split: str) -> tuple[Image.Im
 
 def grid_scene(rng: np.random.Generator, b: Build, split: str) -> tuple[Image.Image, list[Sprite]]:
     """A light canvas with 2-3 sprites with distinct names, each in its own cell of a 3 x 2 grid
-    (centred, +-2 px), 30-38 px on its longer side, and their exact boxes. The grounding task uses it:
-    on free placements a specialist needs about ten times the main job's per-task steps to point at
-    the named sprite; on the grid it learns within them (dataset_scripts/README.md)."""
+    (centred, +-2 px), 30-38 px on its longer side, and their exact boxes. Grounding and grounded
+    captioning use it: on free placements a grounding specialist needs about ten times the main
+    job's per-task steps to point at the named sprite; on the grid it learns within them
+    (dataset_scripts/README.md)."""
     names = sprite_names()
     width, height = CANVAS
     cols, rows = GRID
