@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 from tokenizers import ByteLevelBPETokenizer
 
 from ofa_plus import OFAPlusConfig, OFAPlusForConditionalGeneration, OFAPlusProcessor
+from ofa_plus import vocabulary as V
 
 # Tiny models on a small shared CPU: intra-op threads only add synchronisation cost (and stall badly
 # when other processes hold the cores), so tests run single-threaded unless OMP_NUM_THREADS says otherwise.
@@ -30,6 +31,40 @@ def small_config(**overrides) -> OFAPlusConfig:
 def small_model(seed: int = 0, **overrides) -> OFAPlusForConditionalGeneration:
     torch.manual_seed(seed)
     return OFAPlusForConditionalGeneration(small_config(**overrides)).eval()
+
+
+def beam_rows_logits(model, encoder_outputs, attention_mask, token_span: int, copies: int = 3, length: int = 4):
+    """``copies`` decoder rows per encoder row (as beams), with random text tokens: their logits fed
+    step by step with a cache on the unrepeated ``encoder_outputs``, the cache, and their logits
+    teacher-forced on the encoder outputs repeated per row. Beams that share their row's encoder
+    states must give the same logits both ways."""
+    repeated = type(encoder_outputs)(
+        last_hidden_state=encoder_outputs.last_hidden_state.repeat_interleave(copies, 0),
+        position_embeddings=None
+        if encoder_outputs.position_embeddings is None
+        else encoder_outputs.position_embeddings.repeat_interleave(copies, 0),
+    )
+    torch.manual_seed(0)
+    tokens = torch.randint(V.TEXT_OFFSET, V.TEXT_OFFSET + token_span, (copies * attention_mask.shape[0], length))
+    steps, cache = [], None
+    with torch.no_grad():
+        for t in range(length):
+            out = model(
+                attention_mask=attention_mask,
+                encoder_outputs=encoder_outputs,
+                decoder_input_ids=tokens[:, t : t + 1],
+                cache=cache,
+                use_cache=True,
+            )
+            cache = out.cache
+            steps.append(out.logits)
+        full = model(
+            attention_mask=attention_mask.repeat_interleave(copies, 0),
+            encoder_outputs=repeated,
+            decoder_input_ids=tokens,
+            use_cache=False,
+        ).logits
+    return torch.cat(steps, 1), cache, full
 
 
 def shape_image(

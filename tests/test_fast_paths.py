@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import ofa_plus.vocabulary as V
-from conftest import small_model
+from conftest import beam_rows_logits, small_model
 from ofa_plus import OFAPlusProcessor
 from ofa_plus.losses import LabelSmoothedLMLoss
 from ofa_plus.modeling_ofa_plus import attention
@@ -172,32 +172,9 @@ def test_beams_share_encoder_states(processor, images):
         encoder_outputs = model.get_encoder()(
             input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], pixel_values=inputs["pixel_values"]
         )
-        repeated = type(encoder_outputs)(
-            last_hidden_state=encoder_outputs.last_hidden_state.repeat_interleave(3, 0),
-            position_embeddings=encoder_outputs.position_embeddings.repeat_interleave(3, 0),
-        )
-        torch.manual_seed(0)
-        tokens = torch.randint(V.TEXT_OFFSET, V.TEXT_OFFSET + 5000, (6, 4))
-        mask = inputs["attention_mask"]
-        shared, cache = [], None
-        for t in range(tokens.shape[1]):  # incremental, cached: the cross-attention cache holds 2 rows
-            out = model(
-                attention_mask=mask,
-                encoder_outputs=encoder_outputs,
-                decoder_input_ids=tokens[:, t : t + 1],
-                cache=cache,
-                use_cache=True,
-            )
-            cache = out.cache
-            shared.append(out.logits)
-        assert cache.cross_attention_cache.layers[0].keys.shape[0] == 2
-        full = model(
-            attention_mask=mask.repeat_interleave(3, 0),
-            encoder_outputs=repeated,
-            decoder_input_ids=tokens,
-            use_cache=False,
-        ).logits
-    torch.testing.assert_close(torch.cat(shared, 1), full, rtol=1e-5, atol=1e-5)
+    stepwise, cache, full = beam_rows_logits(model, encoder_outputs, inputs["attention_mask"], token_span=5000)
+    assert cache.cross_attention_cache.layers[0].keys.shape[0] == 2  # the cross-attention cache holds 2 rows
+    torch.testing.assert_close(stepwise, full, rtol=1e-5, atol=1e-5)
 
 
 def test_decoding_head_copy_follows_the_weight():

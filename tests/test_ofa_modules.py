@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import ofa_plus.vocabulary as V
-from conftest import small_model
+from conftest import beam_rows_logits, small_model
 from ofa_plus import OFAPlusConfig
 
 OFA_FLAGS = dict(patch_layernorm_embedding=True, cross_position_bias=True)
@@ -118,29 +118,8 @@ def test_beams_share_encoder_rows_with_the_cross_bias(ofa_model):
     batch = _batch(ofa_model)
     with torch.no_grad():
         encoder_outputs = ofa_model.get_encoder()(**batch)
-        repeated = type(encoder_outputs)(
-            last_hidden_state=encoder_outputs.last_hidden_state.repeat_interleave(3, 0),
-            position_embeddings=encoder_outputs.position_embeddings.repeat_interleave(3, 0),
-        )
-        torch.manual_seed(0)
-        tokens = torch.randint(V.TEXT_OFFSET, V.TEXT_OFFSET + 500, (6, 4))
-        mask, steps, cache = batch["attention_mask"], [], None
-        for t in range(tokens.shape[1]):
-            out = ofa_model(
-                attention_mask=mask,
-                encoder_outputs=encoder_outputs,
-                decoder_input_ids=tokens[:, t : t + 1],
-                cache=cache,
-                use_cache=True,
-            )
-            cache, steps = out.cache, [*steps, out.logits]
-        full = ofa_model(
-            attention_mask=mask.repeat_interleave(3, 0),
-            encoder_outputs=repeated,
-            decoder_input_ids=tokens,
-            use_cache=False,
-        ).logits
-    torch.testing.assert_close(torch.cat(steps, 1), full, rtol=1e-5, atol=1e-5)
+    stepwise, _, full = beam_rows_logits(ofa_model, encoder_outputs, batch["attention_mask"], token_span=500)
+    torch.testing.assert_close(stepwise, full, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("num_beams", [1, 3])
