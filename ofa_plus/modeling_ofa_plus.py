@@ -284,6 +284,12 @@ class OFAPlusEncoderOutput(BaseModelOutput):
     position_embeddings: torch.FloatTensor | None = None
 
 
+def _unpadded_positions(mask: torch.Tensor) -> torch.Tensor:
+    """(B, L) 1/0 decoder mask -> each position's index among its row's real tokens (padding gets 0 or
+    the last real index): a left-padded prompt gets the positions of the same prompt unpadded."""
+    return (mask.long().cumsum(dim=1) - 1).clamp(min=0)
+
+
 def _padding_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """(B, Lk) 1/0 mask -> (B, 1, 1, Lk) additive bias."""
     return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
@@ -640,7 +646,7 @@ class OFAPlusDecoder(nn.Module):
         0 for padding): a row's positions count its real tokens only, so a left-padded prompt gets the
         biases of the same prompt unpadded, and padded keys are masked. ``(layers, B, H, end - start, end)``."""
         config = self.config
-        positions = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)  # (B, Lk)
+        positions = _unpadded_positions(attention_mask)  # (B, Lk)
         pos = self.pos_ln(self.embed_positions(positions.clamp(max=config.max_positions - 1))).to(dtype)
         absolute = self.absolute_bias(pos[:, start:], pos)  # (B, H, Lq, Lk)
         relative = positions[:, None, :] - positions[:, start:, None]  # (B, Lq, Lk)
@@ -725,7 +731,7 @@ class OFAPlusDecoder(nn.Module):
                     "(the OFAPlusEncoderOutput of OFAPlusEncoder)"
                 )
             if attention_mask is not None and not bool(attention_mask.all()):
-                query_positions = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)[:, past:]
+                query_positions = _unpadded_positions(attention_mask)[:, past:]
             else:
                 query_positions = torch.arange(past, past + length, device=x.device)[None]
             group = x.shape[0] // encoder_hidden_states.shape[0]  # decoder rows (beams) per encoder row
