@@ -46,25 +46,33 @@ def beam_rows_logits(model, encoder_outputs, attention_mask, token_span: int, co
     )
     torch.manual_seed(0)
     tokens = torch.randint(V.TEXT_OFFSET, V.TEXT_OFFSET + token_span, (copies * attention_mask.shape[0], length))
-    steps, cache = [], None
+    stepwise, cache = stepwise_logits(model, encoder_outputs, attention_mask, tokens)
     with torch.no_grad():
-        for t in range(length):
-            out = model(
-                attention_mask=attention_mask,
-                encoder_outputs=encoder_outputs,
-                decoder_input_ids=tokens[:, t : t + 1],
-                cache=cache,
-                use_cache=True,
-            )
-            cache = out.cache
-            steps.append(out.logits)
         full = model(
             attention_mask=attention_mask.repeat_interleave(copies, 0),
             encoder_outputs=repeated,
             decoder_input_ids=tokens,
             use_cache=False,
         ).logits
-    return torch.cat(steps, 1), cache, full
+    return stepwise, cache, full
+
+
+def stepwise_logits(model, encoder_outputs, attention_mask, decoder_input_ids):
+    """The decoder fed one token at a time with a cache: the logits of every step ``(B, L, V)`` and
+    the cache."""
+    steps, cache = [], None
+    with torch.no_grad():
+        for t in range(decoder_input_ids.shape[1]):
+            out = model(
+                attention_mask=attention_mask,
+                encoder_outputs=encoder_outputs,
+                decoder_input_ids=decoder_input_ids[:, t : t + 1],
+                cache=cache,
+                use_cache=True,
+            )
+            cache = out.cache
+            steps.append(out.logits)
+    return torch.cat(steps, 1), cache
 
 
 def shape_image(

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoProcessor
 
 import ofa_plus.vocabulary as V
-from conftest import digit_image, shape_image, small_model
+from conftest import digit_image, shape_image, small_model, stepwise_logits
 from ofa_plus import OFAPlusConfig, OFAPlusForConditionalGeneration, OFAPlusModel, OFAPlusProcessor
 
 CAPTION = "[IMAGE:image] what does the image describe? -> [TEXT:caption]"
@@ -121,19 +121,9 @@ def test_incremental_logits_equal_teacher_forced(model, processor, images):
         encoder_outputs = model.get_encoder()(
             input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], pixel_values=inputs["pixel_values"]
         )
-        cache, steps = None, []
-        for t in range(decoder_input_ids.shape[1]):
-            out = model(
-                attention_mask=inputs["attention_mask"],
-                encoder_outputs=encoder_outputs,
-                decoder_input_ids=decoder_input_ids[:, t : t + 1],
-                cache=cache,
-                use_cache=True,
-            )
-            cache = out.cache
-            steps.append(out.logits)
-        assert cache.get_seq_length() == decoder_input_ids.shape[1]
-    torch.testing.assert_close(torch.cat(steps, 1), full, rtol=0, atol=1e-5)
+    stepwise, cache = stepwise_logits(model, encoder_outputs, inputs["attention_mask"], decoder_input_ids)
+    assert cache.get_seq_length() == decoder_input_ids.shape[1]
+    torch.testing.assert_close(stepwise, full, rtol=0, atol=1e-5)
     # a cached prefix of 3 then the remaining 5 tokens at once
     with torch.no_grad():
         first = model(
